@@ -1,0 +1,41 @@
+"""Kafka record bytes <-> event models (CloudEvents structured JSON, UTF-8)."""
+
+from pydantic import ValidationError
+
+from schemas.envelope import CloudEvent
+from schemas.events import ANY_EVENT, AnyEvent
+
+
+class EventDecodeError(ValueError):
+    """A record's bytes are not a valid hotlead event; `errors` says why."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+def encode_event(event: CloudEvent) -> bytes:
+    """The record value for `event`: compact JSON without null attributes."""
+    return event.model_dump_json(exclude_none=True).encode()
+
+
+def decode_event(value: bytes | str) -> AnyEvent:
+    """Parse a record value into its typed event model."""
+    try:
+        return ANY_EVENT.validate_json(value)
+    except ValidationError as exc:
+        raise EventDecodeError(describe_errors(exc)) from exc
+
+
+def encode_key(event: CloudEvent) -> bytes | None:
+    """The record key: the lead id (subject), UTF-8."""
+    return event.subject.encode() if event.subject is not None else None
+
+
+def describe_errors(exc: ValidationError) -> list[str]:
+    """Validation errors as short, readable lines: `data.url: Field required`."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in err["loc"]) or "(event)"
+        lines.append(f"{where}: {err['msg']}")
+    return lines

@@ -1,0 +1,1 @@
+"""What every hotlead service shares: Kafka settings and topics, logging, errors."""
