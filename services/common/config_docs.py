@@ -8,6 +8,7 @@ fails when the committed file differs.
 import sys
 from pathlib import Path
 
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
 from services.common.kafka_settings import KafkaSettings
@@ -39,12 +40,22 @@ def _default(settings_class: type[BaseSettings], name: str) -> str:
     return f"`{value}`"
 
 
+def _own_fields(settings_class: type[BaseSettings]) -> list[tuple[str, FieldInfo]]:
+    """The fields a class declares itself: a service's Settings subclass of
+    KafkaSettings lists its own settings, not the Kafka ones again."""
+    inherited: set[str] = set()
+    for base in settings_class.__mro__[1:]:
+        if isinstance(base, type) and issubclass(base, BaseSettings) and base is not BaseSettings:
+            inherited |= set(base.model_fields)
+    return [(n, f) for n, f in settings_class.model_fields.items() if n not in inherited]
+
+
 def render() -> str:
     parts = [HEADER]
     for title, settings_class in SETTINGS_CLASSES:
         prefix = str(settings_class.model_config.get("env_prefix", ""))
         parts.append(f"## {title}\n\n| variable | default | meaning |\n| --- | --- | --- |")
-        for name, field in settings_class.model_fields.items():
+        for name, field in _own_fields(settings_class):
             variable = f"{prefix}{name}".upper()
             description = (field.description or "").replace("|", "\\|")
             parts.append(f"| `{variable}` | {_default(settings_class, name)} | {description} |")
