@@ -33,7 +33,18 @@ def _mint(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from services.ingest.main import serve  # uvicorn is imported only to serve
+
+    return serve(IngestSettings(), host=args.host, port=args.port)
+
+
 def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    ingest = commands.add_parser("ingest", help="run the ingest HTTP service (default port 8000)")
+    ingest.add_argument("--host", help="listen address (default HOTLEAD_HOST)")
+    ingest.add_argument("--port", type=int, help="listen port (default HOTLEAD_PORT)")
+    ingest.set_defaults(run=_serve)
+
     token = commands.add_parser(
         "token", help="mint signed pixel and click URLs (keys from HOTLEAD_TOKEN_KEYS)"
     )
