@@ -6,6 +6,7 @@ Kafka. A bad token still gets the GIF, but never a redirect.
 
 import base64
 import uuid
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -27,13 +28,14 @@ def tracking_router(ctx: IngestContext) -> APIRouter:
     router = APIRouter(tags=["email tracking"])
     events_topic = ctx.kafka.topic(EVENTS)
 
-    @router.api_route(
-        PIXEL_ROUTE,
-        methods=["GET", "HEAD"],
-        summary="Email open pixel: always a 1x1 transparent GIF",
-        response_class=Response,
-        responses={200: {"content": {"image/gif": {}}, "description": "The GIF, never cached."}},
-    )
+    pixel_doc: dict[str, Any] = {
+        "summary": "Email open pixel: always a 1x1 transparent GIF",
+        "response_class": Response,
+        "responses": {200: {"content": {"image/gif": {}}, "description": "The GIF, never cached."}},
+    }
+
+    @router.get(PIXEL_ROUTE, operation_id="open_pixel", **pixel_doc)
+    @router.head(PIXEL_ROUTE, operation_id="open_pixel_head", **pixel_doc)
     async def pixel(token: str, request: Request) -> Response:
         try:
             claims = verify(token, ctx.keyring, TokenKind.OPEN)
@@ -57,16 +59,17 @@ def tracking_router(ctx: IngestContext) -> APIRouter:
                 ctx.sink.write_later(PIXEL_ROUTE, events_topic, event)
         return Response(GIF, media_type="image/gif", headers=NO_STORE)
 
-    @router.api_route(
-        CLICK_ROUTE,
-        methods=["GET", "HEAD"],
-        summary="Tracked link: 302 to exactly the signed target",
-        response_class=Response,
-        responses={
+    click_doc: dict[str, Any] = {
+        "summary": "Tracked link: 302 to exactly the signed target",
+        "response_class": Response,
+        "responses": {
             302: {"description": "Redirect to the signed target (Location)."},
             404: {"description": "Unknown, tampered or truncated link: no redirect."},
         },
-    )
+    }
+
+    @router.get(CLICK_ROUTE, operation_id="click", **click_doc)
+    @router.head(CLICK_ROUTE, operation_id="click_head", **click_doc)
     async def click(token: str, request: Request) -> Response:
         try:
             claims = verify(token, ctx.keyring, TokenKind.CLICK)
