@@ -1,9 +1,14 @@
 """`hotlead token`, run as the sending side runs it."""
 
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import httpx
+import pytest
 
 from services.ingest.tokens import Keyring, TokenKind, verify
 
@@ -55,3 +60,60 @@ def test_token_refuses_a_javascript_target_and_an_email_as_lead() -> None:
     email_lead = hotlead("token", "open", "--lead", "ann@example.com")
     assert email_lead.returncode == 2
     assert "never an email address" in email_lead.stderr
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.mark.kafka
+def test_hotlead_ingest_serves_and_logs_json_without_addresses(kafka_bootstrap: str) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "HOTLEAD_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "HOTLEAD_TOPIC_PREFIX": "cli-test-never-created.",
+    }
+    process = subprocess.Popen(
+        [HOTLEAD, "ingest", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert httpx.get(f"{base}/readyz", timeout=10).json() == {"status": "ready", "kafka": True}
+        refused = httpx.post(
+            f"{base}/v1/leads/lead-1",
+            json={"email": "ann@example.com"},
+            headers={
+                "Authorization": "Bearer wrong-key-but-long-enough",
+                "X-Forwarded-For": "203.0.113.77",
+            },
+        )
+        assert refused.status_code == 405  # PUT only
+        unauthorized = httpx.put(
+            f"{base}/v1/leads/lead-1",
+            json={"email": "ann@example.com"},
+            headers={"X-Forwarded-For": "203.0.113.77"},
+        )
+        assert unauthorized.status_code == 401
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=30)
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines, "no log lines"
+    records = [json.loads(line) for line in lines]  # every line is JSON
+    assert any(r.get("event") == "request_refused" and r.get("status") == 401 for r in records)
+    assert "ann@example.com" not in stderr
+    assert "203.0.113.77" not in stderr
