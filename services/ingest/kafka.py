@@ -10,7 +10,8 @@ import asyncio
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
+from aiokafka.partitioner import DefaultPartitioner
 
 from schemas.codec import encode_event, encode_key
 from schemas.envelope import CloudEvent
@@ -25,6 +26,7 @@ class IngestKafkaPublisher:
         self._linger_ms = linger_ms
         self._request_timeout_ms = request_timeout_ms
         self._producer: AIOKafkaProducer | None = None
+        self._partitioner = DefaultPartitioner()
 
     @property
     def connected(self) -> bool:
@@ -63,13 +65,31 @@ class IngestKafkaPublisher:
         await self.publish_many(topic, [event])
 
     async def publish_many(self, topic: str, events: Sequence[CloudEvent]) -> None:
-        """Write `events` in order; returns once Kafka acknowledged every one."""
+        """Write `events`; returns once Kafka acknowledged every one.
+
+        Records are grouped per partition (the same murmur2 partitioner as the
+        Java client and aiokafka's `send`, so a lead always lands on one
+        partition) and sent as one batch per partition, in order: much less
+        work per record than one `send` each.
+        """
         producer = self._require()
         try:
-            pending = [
-                await producer.send(topic, encode_event(event), key=encode_key(event))
-                for event in events
-            ]
+            partitions = sorted(await producer.partitions_for(topic))
+            grouped: dict[int, list[tuple[bytes | None, bytes]]] = {}
+            for event in events:
+                key = encode_key(event)
+                partition = self._partitioner(key, partitions, partitions)
+                grouped.setdefault(partition, []).append((key, encode_event(event)))
+            pending = []
+            for partition, records in grouped.items():
+                batch = producer.create_batch()
+                for key, value in records:
+                    if batch.append(key=key, value=value, timestamp=None) is None:
+                        pending.append(await producer.send_batch(batch, topic, partition=partition))
+                        batch = producer.create_batch()
+                        if batch.append(key=key, value=value, timestamp=None) is None:
+                            raise MessageSizeTooLargeError(f"a record of {len(value)} bytes")
+                pending.append(await producer.send_batch(batch, topic, partition=partition))
             await asyncio.gather(*pending)
         except KafkaError as exc:
             raise KafkaUnavailableError(self.bootstrap, exc) from exc

@@ -3,18 +3,22 @@
 - `write` waits for Kafka's acknowledgement (bounded by a timeout) and raises
   PublishUnavailableError otherwise: the API and webhook routes answer 503.
 - `write_later` is for the pixel and the click, which answer at once: the
-  write happens after the response, and what cannot be written is counted.
+  event goes to a bounded queue that one background task drains in batches
+  (one Kafka round trip for many opens and clicks); what cannot be written
+  (Kafka unavailable, queue full) is counted.
 - Event ids already written by this process are not written again
   (`RecentIds`); the scorer dedupes on event ids too, across replicas.
 """
 
 import asyncio
+import contextlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from schemas.envelope import CloudEvent
+from schemas.event_types import TYPE_PREFIX
 from services.common.errors import KafkaUnavailableError
 from services.common.logging import get_logger
 from services.common.publisher import Publisher
@@ -22,6 +26,7 @@ from services.ingest.errors import PublishUnavailableError
 from services.ingest.metrics import IngestMetrics
 
 log = get_logger(__name__)
+BACKGROUND_BATCH = 500
 
 
 @runtime_checkable
@@ -70,12 +75,16 @@ class EventSink:
         *,
         timeout_s: float,
         dedupe_capacity: int,
+        queue_size: int = 10_000,
     ) -> None:
         self.publisher = publisher
         self.metrics = metrics
         self.timeout_s = timeout_s
         self.recent = RecentIds(dedupe_capacity)
-        self._background: set[asyncio.Task[None]] = set()
+        self._queue_size = queue_size
+        self._queue: asyncio.Queue[tuple[str, str, CloudEvent]] = asyncio.Queue(queue_size)
+        self._worker: asyncio.Task[None] | None = None
+        self._worker_loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def connected(self) -> bool:
@@ -104,28 +113,57 @@ class EventSink:
                 "kafka_write_failed", topic=topic, events=len(events), error=type(exc).__name__
             )
             raise PublishUnavailableError("Kafka did not acknowledge in time; retry later") from exc
+        written: dict[str, int] = {}
+        bots: dict[str, int] = {}
         for event in events:
             self.recent.add(event.id)
-            self.metrics.events_written.labels(event.type.short).inc()
+            written[event.type] = written.get(event.type, 0) + 1
             if event.bot:
-                self.metrics.bot_events.labels(event.bot).inc()
+                bots[event.bot] = bots.get(event.bot, 0) + 1
+        for event_type, count in written.items():
+            self.metrics.events_written.labels(event_type.removeprefix(TYPE_PREFIX)).inc(count)
+        for reason, count in bots.items():
+            self.metrics.bot_events.labels(reason).inc(count)
 
     def write_later(self, route: str, topic: str, event: CloudEvent) -> None:
         """Write after the response; failures are counted, never raised."""
         if not self.connected:
             self.metrics.events_unwritten.labels(route, "kafka_unavailable").inc()
             return
-        task = asyncio.get_running_loop().create_task(self._write_counted(route, topic, event))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _write_counted(self, route: str, topic: str, event: CloudEvent) -> None:
+        loop = asyncio.get_running_loop()
+        if loop is not self._worker_loop:  # first use, or the app now runs on another loop
+            self._queue = asyncio.Queue(self._queue_size)
+            self._worker, self._worker_loop = None, loop
         try:
-            await self.write(topic, [event])
-        except PublishUnavailableError:
-            self.metrics.events_unwritten.labels(route, "kafka_unavailable").inc()
+            self._queue.put_nowait((route, topic, event))
+        except asyncio.QueueFull:
+            self.metrics.events_unwritten.labels(route, "queue_full").inc()
+            return
+        if self._worker is None or self._worker.done():
+            self._worker = loop.create_task(self._drain_queue())
+
+    async def _drain_queue(self) -> None:
+        while True:
+            items = [await self._queue.get()]
+            while len(items) < BACKGROUND_BATCH and not self._queue.empty():
+                items.append(self._queue.get_nowait())
+            by_topic: dict[str, list[tuple[str, CloudEvent]]] = {}
+            for route, topic, event in items:
+                by_topic.setdefault(topic, []).append((route, event))
+            for topic, entries in by_topic.items():
+                try:
+                    await self.write(topic, [event for _, event in entries])
+                except PublishUnavailableError:
+                    for route, _ in entries:
+                        self.metrics.events_unwritten.labels(route, "kafka_unavailable").inc()
+            for _ in items:
+                self._queue.task_done()
 
     async def drain(self, timeout_s: float) -> None:
-        """Wait for the background writes (graceful shutdown)."""
-        if self._background:
-            await asyncio.wait(set(self._background), timeout=timeout_s)
+        """Wait for the queued background writes (graceful shutdown), then stop."""
+        if self._worker is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._queue.join(), timeout_s)
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker

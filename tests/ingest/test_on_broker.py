@@ -194,3 +194,46 @@ async def test_a_dead_broker_gives_503_while_pixel_and_click_answer() -> None:
         assert unwritten % "/o/{token}.gif" in metrics
         assert unwritten % "/c/{token}" in metrics
         assert "hotlead_ingest_kafka_ready 0.0" in metrics
+
+
+async def test_batched_writes_land_where_a_plain_send_would_in_order(
+    kafka_bootstrap: str, topic_factory: Any, unique: str
+) -> None:
+    from datetime import UTC, datetime
+
+    from aiokafka import AIOKafkaProducer
+
+    from schemas.codec import encode_event, encode_key
+    from schemas.events import PageViewed
+
+    batched_topic = await topic_factory("batched", partitions=3)
+    plain_topic = await topic_factory("plain", partitions=3)
+    events = [
+        PageViewed(
+            id=f"pv-{i}", source="/bench", subject=f"lead-{i % 7}",
+            time=datetime(2026, 1, 1, tzinfo=UTC), data={"url": f"https://a.example/{i}"},  # type: ignore[arg-type]
+        )
+        for i in range(60)
+    ]  # fmt: skip
+    publisher = IngestKafkaPublisher(kafka_bootstrap)
+    await publisher.start()
+    try:
+        await publisher.publish_many(batched_topic, events)
+    finally:
+        await publisher.stop()
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        for event in events:
+            await producer.send_and_wait(plain_topic, encode_event(event), key=encode_key(event))
+    finally:
+        await producer.stop()
+
+    batched = await read_topic(kafka_bootstrap, batched_topic, 60, f"b-{unique}")
+    plain = await read_topic(kafka_bootstrap, plain_topic, 60, f"p-{unique}")
+    partition_of = {r.key: r.partition for r in plain}
+    assert len(batched) == 60
+    assert {r.key: r.partition for r in batched} == partition_of
+    for lead in {r.key for r in batched}:
+        ids = [decode_event(r.value).id for r in batched if r.key == lead]
+        assert ids == [e.id for e in events if encode_key(e) == lead]  # per-lead order kept

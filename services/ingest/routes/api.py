@@ -5,12 +5,12 @@ import uuid
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from schemas.data import LeadAttributes
-from services.ingest.accept import BatchResult, ErrorBody, accept, reject_whole
+from services.ingest.accept import BatchResult, ErrorBody, accept, as_json, reject_whole
 from services.ingest.context import IngestContext, read_body
 from services.ingest.errors import AuthenticationError, BadRequestError, PayloadTooLargeError
 from services.ingest.incoming import (
@@ -89,7 +89,7 @@ def api_router(ctx: IngestContext) -> APIRouter:
         responses=api_errors(400, 401, 413, 429, 503),
         openapi_extra=body_schema(EventBatch),
     )
-    async def post_events(request: Request) -> BatchResult:
+    async def post_events(request: Request) -> Response:
         source = authenticate(request, EVENTS_ROUTE)
         body = await read_body(request, limits.max_body_bytes)
         now = ctx.clock()
@@ -105,7 +105,9 @@ def api_router(ctx: IngestContext) -> APIRouter:
         if len(items) > limits.max_batch_events:
             raise PayloadTooLargeError(f"a batch holds at most {limits.max_batch_events} events")
         built = [(item, build_event(item, source=origin, received_at=now)) for item in items]
-        return await accept(ctx, route=EVENTS_ROUTE, source=origin, items=built, received_at=now)
+        return as_json(
+            await accept(ctx, route=EVENTS_ROUTE, source=origin, items=built, received_at=now)
+        )
 
     async def single(
         request: Request, route: str, origin: str, body: bytes, built: Any, now: Any

@@ -5,10 +5,10 @@ nothing written."""
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from services.ingest import sendgrid, standard_webhooks
-from services.ingest.accept import BatchResult, accept, reject_whole
+from services.ingest.accept import BatchResult, accept, as_json, reject_whole
 from services.ingest.context import IngestContext, read_body
 from services.ingest.errors import BadRequestError, SignatureError
 from services.ingest.incoming import IncomingEvent, Invalid, build_event
@@ -44,7 +44,7 @@ def webhooks_router(ctx: IngestContext) -> APIRouter:
         responses=api_errors(400, 401, 413, 429, 503),
         openapi_extra=SENDGRID_BODY,
     )
-    async def sendgrid_events(request: Request) -> BatchResult:
+    async def sendgrid_events(request: Request) -> Response:
         ctx.limit_client(request, SENDGRID_ROUTE)
         body = await read_body(request, limits.max_body_bytes)
         if ctx.sendgrid_key is None:
@@ -87,8 +87,10 @@ def webhooks_router(ctx: IngestContext) -> APIRouter:
                 built.append((item, None))
             else:
                 built.append((item, Invalid(mapped.reason, mapped.errors, mapped.lead_id)))
-        return await accept(
-            ctx, route=SENDGRID_ROUTE, source=sendgrid.SOURCE, items=built, received_at=now
+        return as_json(
+            await accept(
+                ctx, route=SENDGRID_ROUTE, source=sendgrid.SOURCE, items=built, received_at=now
+            )
         )
 
     generic_body = body_schema(IncomingEvent)
@@ -105,7 +107,7 @@ def webhooks_router(ctx: IngestContext) -> APIRouter:
         responses=api_errors(400, 401, 413, 429, 503),
         openapi_extra=generic_body,
     )
-    async def generic_events(request: Request) -> BatchResult:
+    async def generic_events(request: Request) -> Response:
         ctx.limit_client(request, GENERIC_ROUTE)
         body = await read_body(request, limits.max_body_bytes)
         try:
@@ -143,8 +145,10 @@ def webhooks_router(ctx: IngestContext) -> APIRouter:
             )
             for index, item in enumerate(items)
         ]
-        return await accept(
-            ctx, route=GENERIC_ROUTE, source=GENERIC_ROUTE, items=built, received_at=now
+        return as_json(
+            await accept(
+                ctx, route=GENERIC_ROUTE, source=GENERIC_ROUTE, items=built, received_at=now
+            )
         )
 
     return router
