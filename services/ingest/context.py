@@ -45,12 +45,12 @@ class IngestContext:
         peer = request.client.host if request.client else None
         return client_address(peer, request.headers.get("x-forwarded-for"), self.proxies)
 
-    def facts(self, request: Request) -> RequestFacts:
+    def facts(self, request: Request, client_ip: str | None) -> RequestFacts:
         headers = request.headers
         return RequestFacts(
             method=request.method,
             user_agent=headers.get("user-agent"),
-            client_ip=self.client_ip(request),
+            client_ip=client_ip,
             headers={
                 name: headers[name]
                 for name in ("purpose", "sec-purpose", "x-moz", "x-purpose")
@@ -58,12 +58,12 @@ class IngestContext:
             },
         )
 
-    def over_client_limit(self, request: Request) -> float:
+    def over_client_limit(self, client_ip: str | None) -> float:
         """Seconds to wait when this client is over its rate, else 0."""
-        return self.client_limiter.acquire(self.client_ip(request) or "-", self.monotonic())
+        return self.client_limiter.acquire(client_ip or "-", self.monotonic())
 
     def limit_client(self, request: Request, route: str) -> None:
-        wait = self.over_client_limit(request)
+        wait = self.over_client_limit(self.client_ip(request))
         if wait:
             self.metrics.rate_limited.labels(route).inc()
             raise RateLimitedError("too many requests from this client", retry_after(wait))

@@ -81,6 +81,9 @@ class EventSink:
         self.metrics = metrics
         self.timeout_s = timeout_s
         self.recent = RecentIds(dedupe_capacity)
+        # Protocol isinstance checks are slow: decide once, not per request.
+        self._managed = publisher if isinstance(publisher, ManagedPublisher) else None
+        self._batching = publisher if isinstance(publisher, BatchPublisher) else None
         self._queue_size = queue_size
         self._queue: asyncio.Queue[tuple[str, str, CloudEvent]] = asyncio.Queue(queue_size)
         self._worker: asyncio.Task[None] | None = None
@@ -88,9 +91,7 @@ class EventSink:
 
     @property
     def connected(self) -> bool:
-        if isinstance(self.publisher, ManagedPublisher):
-            return self.publisher.connected
-        return True
+        return self._managed.connected if self._managed is not None else True
 
     def is_duplicate(self, event_id: str) -> bool:
         return event_id in self.recent
@@ -103,8 +104,8 @@ class EventSink:
             raise PublishUnavailableError("Kafka is not connected; retry later")
         try:
             async with asyncio.timeout(self.timeout_s):
-                if isinstance(self.publisher, BatchPublisher):
-                    await self.publisher.publish_many(topic, events)
+                if self._batching is not None:
+                    await self._batching.publish_many(topic, events)
                 else:
                     for event in events:
                         await self.publisher.publish(topic, event)

@@ -42,11 +42,12 @@ def tracking_router(ctx: IngestContext) -> APIRouter:
         except TokenError:
             claims = None
         if claims is not None:
-            if ctx.over_client_limit(request):
+            client_ip = ctx.client_ip(request)
+            if ctx.over_client_limit(client_ip):
                 ctx.metrics.events_unwritten.labels(PIXEL_ROUTE, "rate_limited").inc()
             else:
                 now = ctx.clock()
-                reason = classify_open(ctx.facts(request))
+                reason = classify_open(ctx.facts(request, client_ip))
                 event = EmailOpened(
                     id=f"open-{uuid.uuid4().hex}",
                     source="/pixel",
@@ -78,10 +79,11 @@ def tracking_router(ctx: IngestContext) -> APIRouter:
                 {"error": "this link is not valid"}, status_code=404, headers=NO_STORE
             )
         target = claims.target or ""
-        if ctx.over_client_limit(request):
+        client_ip = ctx.client_ip(request)
+        if ctx.over_client_limit(client_ip):
             ctx.metrics.events_unwritten.labels(CLICK_ROUTE, "rate_limited").inc()
         else:
-            facts = ctx.facts(request)
+            facts = ctx.facts(request, client_ip)
             email_key = claims.email_id or claims.campaign_id or ""
             in_burst = bool(email_key) and ctx.bursts.observe(
                 claims.lead_id, email_key, target, ctx.monotonic()
