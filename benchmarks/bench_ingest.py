@@ -206,7 +206,9 @@ Method: `{args.connections}` keep-alive connections for the pixel runs, 8 for
 the event API (each request a new batch of 100 `page.viewed` events with
 unique ids, built by `benchmarks/events_batch.lua`). Non-2xx answers: pixel
 {pixel_r.non_2xx_3xx}, events {events_r.non_2xx_3xx}. Check: the events topic
-grew by {after - before:,} records for {accepted:,} accepted events.
+grew by {after - before:,} records for {accepted:,} events in the requests wrk
+counted as answered (requests still in flight when wrk stopped, up to 8 x 100
+events, were written too but not counted).
 Load average when the run ended: {os.getloadavg()[0]:.1f} (other work shares
 these cores, so numbers move between runs; the ratio is taken within one run).
 

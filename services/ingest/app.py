@@ -80,7 +80,10 @@ def _error_response(exc: Exception, retry_after_s: int) -> JSONResponse:
         )
     if isinstance(exc, PublishUnavailableError | KafkaUnavailableError):
         return JSONResponse(
-            {"error": "Kafka is unavailable; nothing was written, retry later"},
+            {
+                "error": "Kafka did not acknowledge in time: retry after Retry-After "
+                "(with event ids or an Idempotency-Key a retry never counts twice)"
+            },
             status_code=503,
             headers={"Retry-After": str(retry_after_s)},
         )

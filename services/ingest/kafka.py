@@ -7,10 +7,12 @@ can ping the cluster for /readyz.
 """
 
 import asyncio
+import time
 from collections.abc import Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError, MessageSizeTooLargeError
+from aiokafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
 
 from schemas.codec import encode_event, encode_key
@@ -85,14 +87,32 @@ class IngestKafkaPublisher:
                 batch = producer.create_batch()
                 for key, value in records:
                     if batch.append(key=key, value=value, timestamp=None) is None:
-                        pending.append(await producer.send_batch(batch, topic, partition=partition))
+                        pending.append(await self._submit(producer, batch, topic, partition))
                         batch = producer.create_batch()
                         if batch.append(key=key, value=value, timestamp=None) is None:
                             raise MessageSizeTooLargeError(f"a record of {len(value)} bytes")
-                pending.append(await producer.send_batch(batch, topic, partition=partition))
+                pending.append(await self._submit(producer, batch, topic, partition))
             await asyncio.gather(*pending)
         except KafkaError as exc:
             raise KafkaUnavailableError(self.bootstrap, exc) from exc
+
+    async def _submit(
+        self, producer: AIOKafkaProducer, batch: Any, topic: str, partition: int
+    ) -> "asyncio.Future[Any]":
+        """Queue one record batch. aiokafka 0.14's add_batch subtracts the total time
+        waited on every pass of its loop, so under concurrent batches it gives up
+        long before its timeout (KafkaTimeoutError, the batch not queued): retry
+        until our own deadline."""
+        deadline = time.monotonic() + self._request_timeout_ms / 1000
+        while True:
+            try:
+                future: asyncio.Future[Any] = await producer.send_batch(
+                    batch, topic, partition=partition
+                )
+                return future
+            except KafkaTimeoutError:
+                if time.monotonic() >= deadline:
+                    raise
 
     async def ping(self) -> bool:
         """True when a broker answers a metadata request now."""

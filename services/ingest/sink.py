@@ -111,7 +111,10 @@ class EventSink:
                         await self.publisher.publish(topic, event)
         except (KafkaUnavailableError, TimeoutError) as exc:
             log.warning(
-                "kafka_write_failed", topic=topic, events=len(events), error=type(exc).__name__
+                "kafka_write_failed",
+                topic=topic,
+                events=len(events),
+                error=f"{type(exc).__name__}: {exc}"[:300],
             )
             raise PublishUnavailableError("Kafka did not acknowledge in time; retry later") from exc
         written: dict[str, int] = {}
