@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 KAFKA := deploy/kafka/kafka.sh
 
-.PHONY: help run setup lint format test test-unit kafka-up kafka-down kafka-reset kafka-log topics schemas docs clean
+.PHONY: help run setup lint format test test-unit kafka-up kafka-down kafka-reset kafka-log topics schemas docs bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -60,6 +60,10 @@ schemas: setup ## regenerate the JSON Schema files from the models
 
 docs: setup ## regenerate the configuration table in docs/configuration.md
 	$(BIN)/python -m services.common.config_docs
+
+bench: setup ## the benchmarks (each benchmarks/bench_*.py), results written to docs/BENCHMARKS.md
+	@command -v wrk >/dev/null || { echo "make bench: needs wrk (apt-get install wrk)"; exit 1; }
+	for bench in benchmarks/bench_*.py; do $(BIN)/python -m benchmarks.$$(basename $$bench .py) || exit 1; done
 
 clean: ## remove caches (keeps .venv and the broker's jars and data)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info

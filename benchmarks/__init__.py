@@ -1,0 +1,2 @@
+"""Benchmarks (`make bench`): each bench_*.py measures on this machine and writes
+its section of docs/BENCHMARKS.md."""

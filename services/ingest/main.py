@@ -1,0 +1,35 @@
+"""`hotlead ingest`: build the settings and the producer once, run the app with uvicorn."""
+
+import asyncio
+import logging
+
+import uvicorn
+
+from services.common.logging import configure_logging
+from services.ingest.app import create_app
+from services.ingest.kafka import IngestKafkaPublisher
+from services.ingest.settings import IngestSettings
+
+
+async def run(settings: IngestSettings, host: str, port: int) -> None:
+    # The producer must be created inside the running loop (aiokafka's rule).
+    publisher = IngestKafkaPublisher(settings.kafka_bootstrap)
+    app = create_app(settings, publisher)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        access_log=False,  # uvicorn's access log prints client addresses
+        proxy_headers=False,  # X-Forwarded-For is judged by HOTLEAD_TRUSTED_PROXIES
+        server_header=False,
+        log_config=None,
+        lifespan="on",
+    )
+    await uvicorn.Server(config).serve()
+
+
+def serve(settings: IngestSettings, *, host: str | None = None, port: int | None = None) -> int:
+    configure_logging(settings.log_level, json=True)
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    asyncio.run(run(settings, host or settings.host, port or settings.port))
+    return 0

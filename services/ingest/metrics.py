@@ -1,0 +1,66 @@
+"""Prometheus metrics of the ingest service, on a registry of its own per app.
+
+Labels are bounded: route templates, event types, bot reasons, fixed reasons;
+never a lead id, token, URL, address or campaign.
+"""
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+@dataclass
+class IngestMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.requests = Counter(
+            "hotlead_ingest_requests_total", "HTTP requests answered.", ["route", "status"],
+            registry=r,
+        )  # fmt: skip
+        self.request_seconds = Histogram(
+            "hotlead_ingest_request_duration_seconds", "Time to answer a request.", ["route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )  # fmt: skip
+        self.events_written = Counter(
+            "hotlead_ingest_events_written_total", "Events Kafka acknowledged.", ["type"],
+            registry=r,
+        )  # fmt: skip
+        self.events_rejected = Counter(
+            "hotlead_ingest_events_rejected_total",
+            "Input refused by validation (a copy goes to hotlead.rejected.v1).", ["route"],
+            registry=r,
+        )  # fmt: skip
+        self.events_unwritten = Counter(
+            "hotlead_ingest_events_unwritten_total",
+            "Events that were answered but could not be written (pixel, click).",
+            ["route", "reason"], registry=r,
+        )  # fmt: skip
+        self.events_duplicate = Counter(
+            "hotlead_ingest_events_duplicate_total",
+            "Events not written again because their id was already written.", ["route"],
+            registry=r,
+        )  # fmt: skip
+        self.bot_events = Counter(
+            "hotlead_ingest_bot_events_total", "Events flagged as made by a machine.", ["reason"],
+            registry=r,
+        )  # fmt: skip
+        self.webhook_ignored = Counter(
+            "hotlead_ingest_webhook_events_ignored_total",
+            "Provider events with no meaning for scoring (acknowledged, not written).",
+            ["provider", "kind"], registry=r,
+        )  # fmt: skip
+        self.signature_failures = Counter(
+            "hotlead_ingest_signature_failures_total", "Webhooks refused for their signature.",
+            ["provider"], registry=r,
+        )  # fmt: skip
+        self.rate_limited = Counter(
+            "hotlead_ingest_rate_limited_total", "Requests over a rate limit.", ["route"],
+            registry=r,
+        )  # fmt: skip
+        self.kafka_ready = Gauge(
+            "hotlead_ingest_kafka_ready", "1 when the producer is connected to Kafka.",
+            registry=r,
+        )  # fmt: skip

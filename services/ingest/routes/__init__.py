@@ -1,0 +1,1 @@
+"""The HTTP routes, one module per audience: email tracking, API, webhooks, beacon, ops."""

@@ -1,0 +1,179 @@
+"""The API for backend systems (Bearer API key per source):
+POST /v1/events, PUT /v1/leads/{lead_id}, POST /v1/crm/feedback."""
+
+import uuid
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from schemas.data import LeadAttributes
+from services.ingest.accept import BatchResult, ErrorBody, accept, as_json, reject_whole
+from services.ingest.context import IngestContext, read_body
+from services.ingest.errors import AuthenticationError, BadRequestError, PayloadTooLargeError
+from services.ingest.incoming import (
+    CrmFeedback,
+    EventBatch,
+    Invalid,
+    build_crm_feedback,
+    build_event,
+    build_lead_update,
+    content_id,
+)
+
+EVENTS_ROUTE = "/v1/events"
+LEADS_ROUTE = "/v1/leads/{lead_id}"
+FEEDBACK_ROUTE = "/v1/crm/feedback"
+
+
+def api_errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    text = {
+        400: "The body is not JSON of the documented shape (a copy is kept as evidence).",
+        401: "No or an unknown API key (Authorization: Bearer <key>).",
+        413: "The body or the batch is over the documented limit.",
+        422: "The input is not valid; `errors` says why (a copy is kept as evidence).",
+        429: "Too many requests for this source; see Retry-After.",
+        503: "Kafka did not acknowledge; nothing is promised, retry after Retry-After.",
+    }
+    return {code: {"model": ErrorBody, "description": text[code]} for code in codes}
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inline(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
+
+
+def body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra` documenting a JSON body the route reads itself (self-contained)."""
+    schema = model.model_json_schema()
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _inline(schema, schema.get("$defs", {}))}},
+        }
+    }
+
+
+def api_router(ctx: IngestContext) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["api"])
+    limits = ctx.settings
+
+    def authenticate(request: Request, route: str) -> str:
+        header = request.headers.get("authorization", "")
+        scheme, _, key = header.partition(" ")
+        source = ctx.api_keys.get(key.strip()) if scheme.lower() == "bearer" else None
+        if source is None:
+            raise AuthenticationError("send a valid API key as Authorization: Bearer <key>")
+        ctx.limit_source(source, route)
+        return source
+
+    def parse(body: bytes) -> Any:
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return _NOT_JSON
+
+    @router.post(
+        "/events",
+        summary="A batch of events from a backend system",
+        response_model=BatchResult,
+        response_model_exclude_none=True,
+        responses=api_errors(400, 401, 413, 429, 503),
+        openapi_extra=body_schema(EventBatch),
+    )
+    async def post_events(request: Request) -> Response:
+        source = authenticate(request, EVENTS_ROUTE)
+        body = await read_body(request, limits.max_body_bytes)
+        now = ctx.clock()
+        doc = parse(body)
+        origin = f"{EVENTS_ROUTE}/{source}"
+        if not isinstance(doc, dict) or not isinstance(doc.get("events"), list):
+            invalid = Invalid("not a batch", ['body: expected {"events": [...]}'])
+            await reject_whole(
+                ctx, route=EVENTS_ROUTE, source=origin, body=body, invalid=invalid, at=now
+            )
+            raise BadRequestError('the body must be JSON: {"events": [...]}')
+        items = doc["events"]
+        if len(items) > limits.max_batch_events:
+            raise PayloadTooLargeError(f"a batch holds at most {limits.max_batch_events} events")
+        built = [(item, build_event(item, source=origin, received_at=now)) for item in items]
+        return as_json(
+            await accept(ctx, route=EVENTS_ROUTE, source=origin, items=built, received_at=now)
+        )
+
+    async def single(
+        request: Request, route: str, origin: str, body: bytes, built: Any, now: Any
+    ) -> JSONResponse:
+        answer = await accept(
+            ctx, route=route, source=origin, items=[(body, built)], received_at=now
+        )
+        result = answer.results[0]
+        if result.status == "rejected":
+            return JSONResponse({"error": result.reason, "errors": result.errors}, status_code=422)
+        return JSONResponse({"id": result.id, "status": result.status})
+
+    def event_id(request: Request, prefix: str, source: str) -> str:
+        key = request.headers.get("idempotency-key")
+        return content_id(prefix, source, key) if key else f"{prefix}-{uuid.uuid4().hex}"
+
+    @router.put(
+        "/leads/{lead_id}",
+        summary="Set a lead's attributes (lead.updated)",
+        responses={
+            200: {"description": "Written (or a duplicate of an earlier Idempotency-Key)."},
+            **api_errors(400, 401, 413, 422, 429, 503),
+        },
+        openapi_extra=body_schema(LeadAttributes),
+    )
+    async def put_lead(lead_id: str, request: Request) -> JSONResponse:
+        source = authenticate(request, LEADS_ROUTE)
+        body = await read_body(request, limits.max_body_bytes)
+        now = ctx.clock()
+        origin = f"/v1/leads/{source}"
+        doc = parse(body)
+        built = (
+            Invalid("not JSON", ["body: expected a JSON object"], None)
+            if doc is _NOT_JSON
+            else build_lead_update(
+                lead_id, doc, source=origin, received_at=now,
+                event_id=event_id(request, "lead", f"{source}/{lead_id}"),
+            )
+        )  # fmt: skip
+        return await single(request, LEADS_ROUTE, origin, body, built, now)
+
+    @router.post(
+        "/crm/feedback",
+        summary="A sales status from the CRM (crm.status_changed)",
+        responses={
+            200: {"description": "Written (or a duplicate)."},
+            **api_errors(400, 401, 413, 422, 429, 503),
+        },
+        openapi_extra=body_schema(CrmFeedback),
+    )
+    async def post_feedback(request: Request) -> JSONResponse:
+        source = authenticate(request, FEEDBACK_ROUTE)
+        body = await read_body(request, limits.max_body_bytes)
+        now = ctx.clock()
+        origin = f"/v1/crm/feedback/{source}"
+        doc = parse(body)
+        built = (
+            Invalid("not JSON", ["body: expected a JSON object"], None)
+            if doc is _NOT_JSON
+            else build_crm_feedback(
+                doc, source=origin, received_at=now, event_id=event_id(request, "crm", source)
+            )
+        )
+        return await single(request, FEEDBACK_ROUTE, origin, body, built, now)
+
+    return router
+
+
+_NOT_JSON = object()
