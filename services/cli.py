@@ -17,6 +17,7 @@ from services.common.errors import HotleadError
 from services.common.kafka_settings import KafkaSettings
 from services.common.logging import configure_logging
 from services.common.topics import ensure_topics, topic_specs
+from services.demo.cli import add_commands as add_demo_commands
 from services.ingest.cli import add_commands as add_ingest_commands
 
 Command = Callable[[argparse.Namespace], int]
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         "list", help="print the layout the settings ask for, without contacting Kafka"
     ).set_defaults(run=_topics_list)
     add_ingest_commands(commands)
+    add_demo_commands(commands)
     return parser
 
 

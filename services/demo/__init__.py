@@ -1,0 +1,1 @@
+"""The demo feed: simulated people behaving through ingest's public HTTP API."""

@@ -1,0 +1,82 @@
+"""The demo feed played against the real ingest app (in process, on a MemoryPublisher)."""
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from schemas.event_types import EventType
+from schemas.topics import EVENTS
+from services.common.publisher import MemoryPublisher
+from services.demo.feed import DemoFeed, FeedTarget
+from services.demo.personas import PERSONAS, cycle_steps
+from services.ingest.app import create_app
+from tests.ingest.conftest import API_KEY, KEYRING, ORIGIN, make_settings
+
+NOW = datetime(2026, 1, 16, 9, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+async def played() -> AsyncIterator[MemoryPublisher]:
+    publisher = MemoryPublisher()
+    app = create_app(make_settings(), publisher)
+    transport = httpx.ASGITransport(app=app, client=("198.51.100.7", 40000))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://ingest") as client,
+    ):
+        feed = DemoFeed(
+            client, FeedTarget("http://ingest", API_KEY, KEYRING, ORIGIN), clock=lambda: NOW
+        )
+        stats = await feed.run(rate=1000, cycles=1)
+        assert sum(stats.failed.values()) == 0, stats.failed
+        yield publisher
+
+
+def by_lead(publisher: MemoryPublisher, lead: str) -> list[tuple[str, str | None]]:
+    return [
+        (e.type.short, e.bot)
+        for e in publisher.on(make_settings().topic(EVENTS))
+        if e.subject == lead
+    ]
+
+
+async def test_every_step_reaches_kafka_as_an_event(played: MemoryPublisher) -> None:
+    steps = sum(len(burst) for burst in cycle_steps(1, NOW))
+    assert len(played.on(make_settings().topic(EVENTS))) == steps
+
+
+async def test_the_executive_reads_the_pricing_page_as_a_person(played: MemoryPublisher) -> None:
+    assert by_lead(played, "demo-1-exec") == [
+        ("lead.updated", None),
+        ("email.opened", None),
+        ("email.clicked", None),
+        ("page.viewed", None),
+    ]
+
+
+async def test_the_link_scanner_and_apple_mpp_are_flagged(played: MemoryPublisher) -> None:
+    events = by_lead(played, "demo-1-gateway")
+    assert events[0] == ("lead.updated", None)
+    assert events[1] == ("email.opened", "apple_mpp")
+    clicks = events[2:]
+    assert len(clicks) == 5
+    assert all(kind == "email.clicked" and bot for kind, bot in clicks)
+
+
+async def test_the_researcher_downloads_over_weeks(played: MemoryPublisher) -> None:
+    downloads = [
+        e
+        for e in played.on(make_settings().topic(EVENTS))
+        if e.subject == "demo-1-research" and e.type is EventType.ASSET_DOWNLOADED
+    ]
+    assert len(downloads) == 5
+    assert NOW - min(e.time for e in downloads) == timedelta(days=21)
+
+
+def test_each_cycle_brings_new_people() -> None:
+    first = {step.lead_id for burst in cycle_steps(1, NOW) for step in burst}
+    second = {step.lead_id for burst in cycle_steps(2, NOW) for step in burst}
+    assert not (first - {None}) & second
+    assert len(PERSONAS) == 6
