@@ -183,8 +183,3 @@ def _openapi_with_tracking(app: FastAPI) -> dict[str, Any]:
         schema["paths"] = {**OPENAPI_PATHS, **schema["paths"]}
         app.openapi_schema = schema
     return app.openapi_schema
-
-
-def context_of(app: Any) -> IngestContext:
-    ctx: IngestContext = app.state.ctx
-    return ctx
