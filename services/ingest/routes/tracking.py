@@ -82,31 +82,40 @@ class TrackingFirst:
         self.app = app
         self.ctx = ctx
         self.events_topic = ctx.kafka.topic(EVENTS)
+        # Label lookups cost more than the increments: bind the few series once.
+        self._answered = {
+            (route, status): ctx.metrics.requests.labels(route, str(status))
+            for route, status in ((PIXEL_ROUTE, 200), (CLICK_ROUTE, 302), (CLICK_ROUTE, 404))
+        }
+        self._seconds = {
+            route: ctx.metrics.request_seconds.labels(route) for route in (PIXEL_ROUTE, CLICK_ROUTE)
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
             path: str = scope["path"]
+            started = time.perf_counter()
             if path.startswith("/o/") and path.endswith(".gif") and "/" not in path[3:]:
-                await self._timed(PIXEL_ROUTE, self._pixel(scope, path[3:-4]), send, scope)
+                answer = self._pixel(scope, path[3:-4])
+                await self._answer(PIXEL_ROUTE, started, answer, scope, send)
                 return
             if path.startswith("/c/") and len(path) > 3 and "/" not in path[3:]:
-                await self._timed(CLICK_ROUTE, self._click(scope, path[3:]), send, scope)
+                answer = self._click(scope, path[3:])
+                await self._answer(CLICK_ROUTE, started, answer, scope, send)
                 return
         await self.app(scope, receive, send)
 
-    async def _timed(
-        self, route: str, answer: tuple[int, list[tuple[bytes, bytes]], bytes], send: Send,
-        scope: Scope,
+    async def _answer(
+        self, route: str, started: float, answer: tuple[int, list[tuple[bytes, bytes]], bytes],
+        scope: Scope, send: Send,
     ) -> None:  # fmt: skip
-        started = time.perf_counter()
         status, headers, body = answer
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send(
             {"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body}
         )
-        metrics = self.ctx.metrics
-        metrics.requests.labels(route, str(status)).inc()
-        metrics.request_seconds.labels(route).observe(time.perf_counter() - started)
+        self._answered[route, status].inc()
+        self._seconds[route].observe(time.perf_counter() - started)
 
     def _facts(self, scope: Scope) -> RequestFacts:
         user_agent = forwarded = None
