@@ -215,12 +215,13 @@ these cores, so numbers move between runs; the ratio is taken within one run).
 Where the time goes (cProfile of the app in-process): for the event API,
 two pydantic validations per event (the public item, then the CloudEvent
 model), JSON serialization, and aiokafka's pure-Python record building; the
-producer writes one record batch per partition per request (not one `send`
-per record). For the pixel, FastAPI's routing and dependency handling, the
-token's HMAC, building the `email.opened` model and queueing it for the
-background batch writer. Not done yet: moving the pixel to a bare Starlette
-route, skipping the second validation for well-formed items, uvloop and
-httptools (they would speed up the bare baseline as much as the app).
+producer sends one record batch per partition per request, not one `send`
+per record. The pixel and the click are served by a small ASGI layer in
+front of FastAPI (`TrackingFirst`): token HMAC, the `email.opened` model, and
+a queue that a background task writes to Kafka in batches. Not done yet:
+skipping the second validation for well-formed items, a faster record
+builder, uvloop and httptools (they would speed up the bare baseline as much
+as the app).
 {END}"""
     print(section)
     if not args.no_write:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,7 +23,7 @@ from services.ingest.metrics import IngestMetrics
 from services.ingest.routes.api import api_router
 from services.ingest.routes.beacon import beacon_router
 from services.ingest.routes.ops import ops_router
-from services.ingest.routes.tracking import tracking_router
+from services.ingest.routes.tracking import OPENAPI_PATHS, TrackingFirst
 from services.ingest.routes.webhooks import webhooks_router
 from services.ingest.settings import IngestSettings
 from services.ingest.sink import EventSink, ManagedPublisher
@@ -150,6 +151,8 @@ def create_app(settings: IngestSettings, publisher: Publisher) -> FastAPI:
         version="1",
         summary="Email tracking, browser beacon, event API and ESP webhooks into Kafka.",
         lifespan=lifespan,
+        # Prometheus is our telemetry; FastAPI's OpenTelemetry hooks cost time per request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.ctx = ctx
 
@@ -159,7 +162,6 @@ def create_app(settings: IngestSettings, publisher: Publisher) -> FastAPI:
     app.add_exception_handler(IngestError, handle)
     app.add_exception_handler(KafkaUnavailableError, handle)
     for router in (
-        tracking_router(ctx),
         beacon_router(ctx),
         api_router(ctx),
         webhooks_router(ctx),
@@ -167,9 +169,17 @@ def create_app(settings: IngestSettings, publisher: Publisher) -> FastAPI:
     ):
         app.include_router(router)
     app.add_middleware(RequestMetrics, metrics=ctx.metrics)
+    app.add_middleware(TrackingFirst, ctx=ctx)  # added last: runs first
+    app.openapi = lambda: _openapi_with_tracking(app)  # type: ignore[method-assign]
     return app
 
 
-def context_of(app: Any) -> IngestContext:
-    ctx: IngestContext = app.state.ctx
-    return ctx
+def _openapi_with_tracking(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document plus the pixel and click routes served by TrackingFirst."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, summary=app.summary, routes=app.routes
+        )
+        schema["paths"] = {**OPENAPI_PATHS, **schema["paths"]}
+        app.openapi_schema = schema
+    return app.openapi_schema

@@ -18,6 +18,7 @@ Gmail's and Yahoo's image proxies fetch the pixel when a person opens the
 email, so they count as human opens.
 """
 
+import functools
 import ipaddress
 import re
 from collections import OrderedDict
@@ -64,17 +65,24 @@ def _is_prefetch(facts: RequestFacts) -> bool:
 
 
 def _in_apple_network(client_ip: str | None) -> bool:
-    if not client_ip:
-        return False
+    if not client_ip or not (client_ip.startswith("17.") or ":" in client_ip):
+        return False  # the common case, without parsing
     try:
         return ipaddress.ip_address(client_ip) in APPLE_NETWORK
     except ValueError:
         return False
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_scanner(user_agent: str | None) -> bool:
+    # Cached: a handful of user agents make most requests, and the pattern is long.
     agent = (user_agent or "").strip()
     return not agent or bool(SCANNER_AGENTS.search(agent))
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_human_proxy(user_agent: str) -> bool:
+    return bool(HUMAN_PROXIES.search(user_agent))
 
 
 def classify_open(facts: RequestFacts) -> BotReason | None:
@@ -82,7 +90,7 @@ def classify_open(facts: RequestFacts) -> BotReason | None:
     agent = (facts.user_agent or "").strip()
     if facts.method.upper() == "HEAD":
         return BotReason.HEAD_REQUEST
-    if HUMAN_PROXIES.search(agent):
+    if _is_human_proxy(agent):
         return None
     if agent == "Mozilla/5.0" or _in_apple_network(facts.client_ip):
         return BotReason.APPLE_MPP

@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from fastapi import Request
 
 from services.common.kafka_settings import KafkaSettings
-from services.ingest.bots import ClickBurstDetector, RequestFacts
+from services.ingest.bots import ClickBurstDetector
 from services.ingest.errors import BadRequestError, PayloadTooLargeError, RateLimitedError
 from services.ingest.limits import Network, RateLimiter, client_address, retry_after
 from services.ingest.metrics import IngestMetrics
@@ -44,19 +44,6 @@ class IngestContext:
     def client_ip(self, request: Request) -> str | None:
         peer = request.client.host if request.client else None
         return client_address(peer, request.headers.get("x-forwarded-for"), self.proxies)
-
-    def facts(self, request: Request, client_ip: str | None) -> RequestFacts:
-        headers = request.headers
-        return RequestFacts(
-            method=request.method,
-            user_agent=headers.get("user-agent"),
-            client_ip=client_ip,
-            headers={
-                name: headers[name]
-                for name in ("purpose", "sec-purpose", "x-moz", "x-purpose")
-                if name in headers
-            },
-        )
 
     def over_client_limit(self, client_ip: str | None) -> float:
         """Seconds to wait when this client is over its rate, else 0."""

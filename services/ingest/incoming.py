@@ -100,6 +100,32 @@ def _errors(exc: ValidationError) -> list[str]:
     return [line[:MAX_ERROR_CHARS] for line in describe_errors(exc)]
 
 
+_ITEM_FIELDS = frozenset(IncomingEvent.model_fields)
+
+
+def _is_plain_item(item: dict[str, Any]) -> bool:
+    """Only known keys, of the right JSON types: then one validation (of the
+    CloudEvent model) checks everything IncomingEvent would, and more."""
+    return (
+        item.keys() <= _ITEM_FIELDS
+        and isinstance(item.get("type"), str)
+        and isinstance(item.get("lead_id"), str)
+        and isinstance(item.get("data"), dict)
+        and isinstance(item.get("id"), str | None)
+        and isinstance(item.get("time"), str | None)
+        and item.get("id") != ""
+        and item.get("time") != ""
+    )
+
+
+def _as_item_errors(exc: ValidationError) -> list[str]:
+    """Errors of the CloudEvent model, named as the public format names them."""
+    return [
+        line.replace("subject:", "lead_id:", 1) if line.startswith("subject:") else line
+        for line in _errors(exc)
+    ]
+
+
 def build_event(
     item: Any, *, source: str, received_at: datetime, default_id: str | None = None
 ) -> CloudEvent | Invalid:
@@ -107,31 +133,37 @@ def build_event(
     lead = lead_id_of(item)
     if not isinstance(item, dict):
         return Invalid("not a JSON object", ["(event): expected an object"])
+    if _is_plain_item(item):
+        type_name, lead_id, event_time = item["type"], item["lead_id"], item.get("time")
+        given_id, data = item.get("id"), item["data"]
+    else:  # the full check, for messages that name the public fields
+        try:
+            incoming = IncomingEvent.model_validate(item)
+        except ValidationError as exc:
+            return Invalid("invalid event", _errors(exc), lead)
+        type_name, lead_id, event_time = incoming.type, incoming.lead_id, incoming.time
+        given_id, data = incoming.id, incoming.data
     try:
-        incoming = IncomingEvent.model_validate(item)
-    except ValidationError as exc:
-        return Invalid("invalid event", _errors(exc), lead)
-    try:
-        event_type = EventType.from_name(incoming.type)
+        event_type = EventType.from_name(type_name)
     except ValueError as exc:
         return Invalid("unknown event type", [f"type: {exc}"[:MAX_ERROR_CHARS]], lead)
     if event_type not in INPUT_TYPES:
-        return Invalid("not an input event type", [f"type: {incoming.type} is not accepted"], lead)
-    event_id = incoming.id or default_id or content_id("ev", source, item)
+        return Invalid("not an input event type", [f"type: {type_name} is not accepted"], lead)
+    event_id = given_id or default_id or content_id("ev", source, item)
     try:
         return event_model(event_type).model_validate(
             {
                 "id": event_id,
                 "source": source,
                 "type": event_type,
-                "subject": incoming.lead_id,
-                "time": incoming.time or received_at,
+                "subject": lead_id,
+                "time": event_time or received_at,
                 "receivedat": received_at,
-                "data": incoming.data,
+                "data": data,
             }
         )
     except ValidationError as exc:
-        return Invalid(f"invalid {event_type.short} event", _errors(exc), lead)
+        return Invalid(f"invalid {event_type.short} event", _as_item_errors(exc), lead)
 
 
 def build_lead_update(

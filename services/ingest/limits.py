@@ -54,8 +54,10 @@ def client_address(
 ) -> str | None:
     """The client's address: the peer, unless the peer is a trusted proxy; then the
     right-most address of X-Forwarded-For that is not itself a trusted proxy."""
-    peer_ip = _parse(peer) if peer else None
-    if peer_ip is None or not trusted or not forwarded_for:
+    if not trusted or not forwarded_for or not peer:
+        return peer
+    peer_ip = _parse(peer)
+    if peer_ip is None:
         return peer
     if not any(peer_ip in network for network in trusted):
         return peer

@@ -21,7 +21,6 @@ careless caller never turns into an open redirect.
 
 import base64
 import binascii
-import hashlib
 import hmac
 import re
 from collections.abc import Mapping
@@ -138,7 +137,7 @@ def _unb64(text: str) -> bytes:
 
 
 def _signature(secret: bytes, signed: str) -> str:
-    digest = hmac.new(secret, signed.encode("ascii"), hashlib.sha256).digest()
+    digest = hmac.digest(secret, signed.encode("ascii"), "sha256")
     return _b64(digest[:SIGNATURE_BYTES])
 
 

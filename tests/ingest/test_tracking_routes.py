@@ -178,3 +178,17 @@ async def test_tampered_truncated_and_unknown_key_tokens_never_redirect(
         response = await client.get(f"/c/{bad}")
         assert response.status_code == 404, bad
         assert "location" not in response.headers
+
+
+async def test_pixel_and_click_are_counted_and_timed(client: httpx.AsyncClient) -> None:
+    await client.get("/o/anything.gif")
+    await client.get("/c/not-a-token")
+    await client.get(f"/c/{click_token()}")
+    metrics = (await client.get("/metrics")).text
+    for series in (
+        'hotlead_ingest_requests_total{route="/o/{token}.gif",status="200"} 1.0',
+        'hotlead_ingest_requests_total{route="/c/{token}",status="404"} 1.0',
+        'hotlead_ingest_requests_total{route="/c/{token}",status="302"} 1.0',
+        'hotlead_ingest_request_duration_seconds_count{route="/c/{token}"} 2.0',
+    ):
+        assert series in metrics

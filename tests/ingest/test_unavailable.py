@@ -56,7 +56,29 @@ async def test_kafka_down_means_503_for_api_and_answers_for_people(publisher: ob
         click = await client.get(f"/c/{click_token}")
         assert click.status_code == 302
         assert click.headers["location"] == "https://a.example/"
-        await asyncio.sleep(0.5)
-        metrics = (await client.get("/metrics")).text
+        for _ in range(100):  # the background writer gives up after the publish timeout
+            metrics = (await client.get("/metrics")).text
+            if unwritten(metrics, "/c/{token}"):
+                break
+            await asyncio.sleep(0.05)
         assert unwritten(metrics, "/o/{token}.gif") == 1
         assert unwritten(metrics, "/c/{token}") == 1
+
+
+class SlowPublisher:
+    def __init__(self) -> None:
+        self.published: list[CloudEvent] = []
+
+    async def publish(self, topic: str, event: CloudEvent) -> None:
+        await asyncio.sleep(0.3)
+        self.published.append(event)
+
+
+async def test_shutdown_waits_for_queued_pixel_writes() -> None:
+    publisher = SlowPublisher()
+    app = create_app(make_settings(), publisher)
+    token = mint(TokenClaims(TokenKind.OPEN, "lead-1"), KEYRING)
+    async with app.router.lifespan_context(app), client_for(app) as client:
+        assert (await client.get(f"/o/{token}.gif")).status_code == 200
+        assert publisher.published == []  # answered before the write
+    assert [event.subject for event in publisher.published] == ["lead-1"]
