@@ -1,0 +1,124 @@
+"""Slack through slack-sdk: Web API (chat.postMessage, threads) or an incoming webhook.
+
+Slack errors become the DeliveryError tree: HTTP 429 (with Retry-After) and
+5xx and `ratelimited` / `internal_error` are transient, bad tokens and
+unknown channels are permanent. The SDK's own retries are switched off so
+that the one retry policy (and its dead-letter step) decides.
+
+Slack has no idempotency key: a message is "sent" once Slack answers, and
+hotlead writes the returned `ts` to the progress topic right after. A crash
+between those two moments (or a timeout after Slack accepted) is the one
+window where an alert can be posted twice; docs/handoff.md measures it.
+"""
+
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from services.handoff.errors import (
+    AuthenticationError,
+    DeliveryError,
+    PermanentDeliveryError,
+    RateLimitedError,
+    TransientDeliveryError,
+    classify_status,
+)
+from services.handoff.notify import ChannelPacer, Posted
+from services.handoff.slack_message import SlackMessage
+
+TARGET = "slack"
+TRANSIENT_CODES = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+AUTH_CODES = frozenset(
+    {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"}
+)
+
+
+def slack_error(exc: SlackApiError) -> DeliveryError:
+    response = exc.response
+    status = int(getattr(response, "status_code", 0) or 0)
+    headers: Any = getattr(response, "headers", {}) or {}
+    retry_after = headers.get("Retry-After") or headers.get("retry-after")
+    data = getattr(response, "data", None)
+    code = str(data.get("error", "")) if isinstance(data, dict) else ""
+    if status != 200:
+        return classify_status(TARGET, status, code or "unexpected answer", retry_after)
+    if code == "ratelimited":
+        return RateLimitedError(TARGET, code, retry_after=None)
+    if code in TRANSIENT_CODES:
+        return TransientDeliveryError(TARGET, code)
+    if code in AUTH_CODES:
+        return AuthenticationError(TARGET, f"{code}: check HOTLEAD_SLACK_BOT_TOKEN")
+    return PermanentDeliveryError(TARGET, code or "not ok")
+
+
+class SlackWebApiNotifier:
+    """chat.postMessage with the bot token; replies go into the alert's thread."""
+
+    name = "slack"
+    threads = True
+
+    def __init__(self, client: AsyncWebClient, pacer: ChannelPacer, default_channel: str) -> None:
+        self._client = client
+        self._pacer = pacer
+        self._default_channel = default_channel
+
+    async def post(
+        self, channel: str | None, message: SlackMessage, thread_ts: str | None = None
+    ) -> Posted:
+        where = channel or self._default_channel
+        await self._pacer.wait(where)
+        try:
+            response = await self._client.chat_postMessage(
+                channel=where,
+                text=message.text,
+                blocks=message.blocks,
+                thread_ts=thread_ts,
+                unfurl_links=False,
+                unfurl_media=False,
+                metadata={
+                    "event_type": "hotlead_handoff",
+                    "event_payload": {"handoff_id": message.handoff_id},
+                },
+            )
+        except SlackApiError as exc:
+            error = slack_error(exc)
+            if error.retry_after:
+                self._pacer.push_back(where, error.retry_after)
+            raise error from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise TransientDeliveryError(TARGET, f"{type(exc).__name__}: {exc}") from exc
+        return Posted(str(response["channel"]), str(response["ts"]))
+
+
+class SlackWebhookNotifier:
+    """An incoming webhook: one fixed channel, no thread replies (follow-ups are new posts)."""
+
+    name = "slack-webhook"
+    threads = False
+
+    def __init__(self, client: AsyncWebhookClient, pacer: ChannelPacer) -> None:
+        self._client = client
+        self._pacer = pacer
+
+    async def post(
+        self, channel: str | None, message: SlackMessage, thread_ts: str | None = None
+    ) -> Posted:
+        await self._pacer.wait("webhook")
+        try:
+            response = await self._client.send(
+                text=message.text, blocks=message.blocks, unfurl_links=False, unfurl_media=False
+            )
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise TransientDeliveryError(TARGET, f"{type(exc).__name__}: {exc}") from exc
+        if response.status_code != 200:
+            retry_after = response.headers.get("Retry-After") or response.headers.get("retry-after")
+            error = classify_status(TARGET, response.status_code, response.body[:200], retry_after)
+            if error.retry_after:
+                self._pacer.push_back("webhook", error.retry_after)
+            raise error
+        return Posted("webhook", None)
