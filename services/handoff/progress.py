@@ -33,6 +33,8 @@ class HandoffProgress(BaseModel):
 
     handoff_id: str
     lead_id: str
+    summary: str = ""
+    """`name (company)` as received (unescaped), for follow-up messages."""
     status: Status = Status.PENDING
     assigned: bool = False
     team_id: str | None = None
@@ -40,6 +42,7 @@ class HandoffProgress(BaseModel):
     crm: str | None = None
     crm_record_id: str | None = None
     crm_record_url: str | None = None
+    crm_record_created: bool = False
     crm_activity_id: str | None = None
     slack_channel: str | None = None
     slack_ts: str | None = None

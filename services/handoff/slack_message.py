@@ -144,18 +144,19 @@ def build_reminder(handoff_id: str, rep_slack_id: str | None, waited: str) -> Sl
     )
 
 
+def lead_summary(handoff: HandoffRequestedData) -> str:
+    """`name (company)`, unescaped: kept in the progress record for later follow-ups."""
+    return f"{_lead_name(handoff)} ({handoff.lead.company or '-'})"
+
+
 def build_escalation(
-    handoff: HandoffRequestedData, rep_slack_id: str | None, waited: str, permalink: str | None
+    handoff_id: str, summary: str, rep_slack_id: str | None, waited: str, permalink: str | None
 ) -> SlackMessage:
     owner = mention(rep_slack_id) or "nobody"
     where = f" {link(permalink, 'Alert')}" if permalink else ""
     text = (
-        f"Escalation: hot lead {escape(_lead_name(handoff))} "
-        f"({escape(handoff.lead.company or '-')}) "
+        f"Escalation: hot lead {escape(summary)} "
         f"assigned to {owner} has no CRM status after {escape(waited)}.{where}"
     )
-    return SlackMessage(
-        text,
-        [{"type": "section", "text": {"type": "mrkdwn", "text": _clip(text)}}],
-        handoff.handoff_id,
-    )
+    block = {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text)}}
+    return SlackMessage(text, [block], handoff_id)

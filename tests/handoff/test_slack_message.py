@@ -8,6 +8,7 @@ from services.handoff.slack_message import (
     build_escalation,
     build_reminder,
     escape,
+    lead_summary,
     link,
     safe_url,
 )
@@ -87,9 +88,8 @@ def test_reminder_and_escalation() -> None:
     reminder = build_reminder("ho-1", "U0AIKO", "4h")
     assert reminder.text.startswith("<@U0AIKO>")
     assert "4h" in reminder.text
-    escalation = build_escalation(
-        handoff_data(company="<!channel>"), "U0AIKO", "8h", "https://slack.example/p1"
-    )
+    summary = lead_summary(handoff_data(company="<!channel>"))
+    escalation = build_escalation("ho-1", summary, "U0AIKO", "8h", "https://slack.example/p1")
     assert "&lt;!channel&gt;" in escalation.text
     assert "<https://slack.example/p1|Alert>" in escalation.text
 
