@@ -63,6 +63,8 @@ class Deliverer:
     monotonic: Callable[[], float] = time.monotonic
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     rand: Callable[[], float] = random.random
+    lookup_before_repost: bool = True
+    """Record that a post is starting, so a later attempt looks the alert up first."""
 
     async def deliver(self, event: HandoffRequested, redrive: int = 0) -> Result:
         handoff = event.data
@@ -204,7 +206,20 @@ class Deliverer:
             crm_url=progress.crm_record_url,
             crm_name=progress.crm,
         )
-        posted = await self.notifier.post(self._channel(progress), message)
+        channel = self._channel(progress)
+        posted = None
+        if progress.slack_posting_since is not None:  # an earlier attempt may have posted
+            posted = await self.notifier.find(
+                channel, handoff.handoff_id, progress.slack_posting_since
+            )
+            if posted is not None:
+                self.metrics.alerts_recovered.inc()
+        if posted is None:
+            if progress.slack_posting_since is None and self.lookup_before_repost:
+                progress = await self.progress.save(
+                    progress.model_copy(update={"slack_posting_since": self.now()})
+                )
+            posted = await self.notifier.post(channel, message)
         accepted_at, accepted = self.now(), self.monotonic()
         progress = await self.progress.save(
             progress.model_copy(

@@ -44,6 +44,11 @@ class HandoffMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=r,
         )
+        self.alerts_recovered = Counter(
+            "hotlead_handoff_alerts_recovered_total",
+            "Alerts an earlier attempt had posted, found in Slack instead of posted again.",
+            registry=r,
+        )
         self.followups = Counter(
             "hotlead_handoff_followups_total", "Reminders and escalations.", ["kind"], registry=r
         )

@@ -9,6 +9,7 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol, TextIO
 
 from services.handoff.slack_message import SlackMessage
@@ -30,6 +31,11 @@ class Notifier(Protocol):
         self, channel: str | None, message: SlackMessage, thread_ts: str | None = None
     ) -> Posted: ...
 
+    async def find(self, channel: str | None, handoff_id: str, since: datetime) -> Posted | None:
+        """The alert of `handoff_id` posted to `channel` since `since`, when the transport
+        can look (Slack Web API); None when it is not there or cannot be known."""
+        ...
+
 
 @dataclass
 class ConsoleNotifier:
@@ -48,6 +54,9 @@ class ConsoleNotifier:
         print(f"[hotlead alert -> {where}] {message.text}", file=self.stream, flush=True)
         return Posted(where, None)
 
+    async def find(self, channel: str | None, handoff_id: str, since: datetime) -> Posted | None:
+        return None
+
 
 @dataclass
 class MemoryNotifier:
@@ -62,6 +71,12 @@ class MemoryNotifier:
     ) -> Posted:
         self.messages.append((channel, message, thread_ts))
         return Posted(channel or "memory", f"{len(self.messages)}.000100")
+
+    async def find(self, channel: str | None, handoff_id: str, since: datetime) -> Posted | None:
+        for n, (where, message, thread) in enumerate(self.messages, start=1):
+            if where == channel and thread is None and message.handoff_id == handoff_id:
+                return Posted(channel or "memory", f"{n}.000100")
+        return None
 
 
 class ChannelPacer:

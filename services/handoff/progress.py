@@ -44,6 +44,8 @@ class HandoffProgress(BaseModel):
     crm_record_url: str | None = None
     crm_record_created: bool = False
     crm_activity_id: str | None = None
+    slack_posting_since: datetime | None = None
+    """Set (durably) before the first post: a later attempt first looks for the alert."""
     slack_channel: str | None = None
     slack_ts: str | None = None
     notified_at: datetime | None = None

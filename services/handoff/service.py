@@ -179,6 +179,8 @@ async def run_handoff(
                 max_delay_s=settings.retry_max_delay_s,
             ),
             metrics=metrics,
+            lookup_before_repost=settings.slack_lookup_before_repost
+            and isinstance(notifier, SlackWebApiNotifier),
         )
         handoffs = _consumer(settings, HANDOFFS, settings.handoff_group_id)
         feedback = _consumer(settings, EVENTS, f"{settings.handoff_group_id}-feedback")

@@ -69,6 +69,11 @@ class HandoffSettings(KafkaSettings):
     slack_channel_rate_per_s: float = Field(
         default=1.0, gt=0, description="Messages per second per channel; more wait their turn."
     )
+    slack_lookup_before_repost: bool = Field(
+        default=True,
+        description="Before posting again after an unknown outcome, look the alert up in "
+        "conversations.history (needs channels:history and channel ids).",
+    )
     http_timeout_s: float = Field(default=10.0, gt=0, description="Timeout of each HTTP call.")
     retry_max_attempts: int = Field(
         default=6, ge=1, description="Attempts before a hand-off goes to the dead-letter topic."

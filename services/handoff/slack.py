@@ -5,12 +5,16 @@ Slack errors become the DeliveryError tree: HTTP 429 (with Retry-After) and
 unknown channels are permanent. The SDK's own retries are switched off so
 that the one retry policy (and its dead-letter step) decides.
 
-Slack has no idempotency key: a message is "sent" once Slack answers, and
-hotlead writes the returned `ts` to the progress topic right after. A crash
-between those two moments (or a timeout after Slack accepted) is the one
-window where an alert can be posted twice; docs/handoff.md measures it.
+Slack has no idempotency key. Every Web API alert carries message metadata
+(`hotlead_handoff` with the hand-off id); before posting again after an
+attempt whose outcome is unknown (a crash, a timeout after Slack accepted),
+`find` looks the alert up in conversations.history and reuses it. Where that
+lookup is impossible (incoming webhooks, a channel given by name, a token
+without channels:history) a crash between Slack's answer and the progress
+record can still double-post; docs/handoff.md measures that window.
 """
 
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -18,6 +22,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from services.common.logging import get_logger
 from services.handoff.errors import (
     AuthenticationError,
     DeliveryError,
@@ -30,6 +35,11 @@ from services.handoff.notify import ChannelPacer, Posted
 from services.handoff.slack_message import SlackMessage
 
 TARGET = "slack"
+METADATA_TYPE = "hotlead_handoff"
+LOOKBACK_S = 60.0
+"""Look this far before the first attempt (clock skew between us and Slack)."""
+MAX_PAGES = 5
+log = get_logger(__name__)
 TRANSIENT_CODES = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
@@ -81,7 +91,7 @@ class SlackWebApiNotifier:
                 unfurl_links=False,
                 unfurl_media=False,
                 metadata={
-                    "event_type": "hotlead_handoff",
+                    "event_type": METADATA_TYPE,
                     "event_payload": {"handoff_id": message.handoff_id},
                 },
             )
@@ -93,6 +103,41 @@ class SlackWebApiNotifier:
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise TransientDeliveryError(TARGET, f"{type(exc).__name__}: {exc}") from exc
         return Posted(str(response["channel"]), str(response["ts"]))
+
+    async def find(self, channel: str | None, handoff_id: str, since: datetime) -> Posted | None:
+        where = channel or self._default_channel
+        oldest = f"{since.timestamp() - LOOKBACK_S:.6f}"
+        cursor: str | None = None
+        for _ in range(MAX_PAGES):
+            try:
+                page = await self._client.conversations_history(
+                    channel=where,
+                    oldest=oldest,
+                    include_all_metadata=True,
+                    limit=200,
+                    cursor=cursor,
+                )
+            except SlackApiError as exc:
+                error = slack_error(exc)
+                if error.retriable:
+                    raise error from exc
+                log.warning("slack_lookup_unavailable", channel=where, error=str(error)[:200])
+                return None  # cannot know: post (the documented window)
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                raise TransientDeliveryError(TARGET, f"{type(exc).__name__}: {exc}") from exc
+            for message in page.get("messages") or []:
+                metadata = message.get("metadata") or {}
+                payload = metadata.get("event_payload") or {}
+                if (
+                    metadata.get("event_type") == METADATA_TYPE
+                    and payload.get("handoff_id") == handoff_id
+                    and message.get("thread_ts") in (None, message.get("ts"))
+                ):
+                    return Posted(where, str(message["ts"]))
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+            if not page.get("has_more") or cursor is None:
+                break
+        return None
 
 
 class SlackWebhookNotifier:
@@ -122,3 +167,6 @@ class SlackWebhookNotifier:
                 self._pacer.push_back("webhook", error.retry_after)
             raise error
         return Posted("webhook", None)
+
+    async def find(self, channel: str | None, handoff_id: str, since: datetime) -> Posted | None:
+        return None  # an incoming webhook cannot read the channel

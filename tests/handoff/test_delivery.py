@@ -11,7 +11,7 @@ from services.handoff.assignment_config import parse_assignment_config
 from services.handoff.crm.base import MemoryCrm
 from services.handoff.delivery import Deliverer, Result
 from services.handoff.errors import MultipleMatchError, TransientDeliveryError
-from services.handoff.notify import MemoryNotifier, Posted
+from services.handoff.notify import MemoryNotifier, Notifier, Posted
 from services.handoff.progress import Status
 from services.handoff.retry import RetryPolicy
 from services.handoff.slack_message import SlackMessage
@@ -50,7 +50,7 @@ class FlakyNotifier(MemoryNotifier):
 class Parts:
     store: MemoryKeyedStore = field(default_factory=MemoryKeyedStore)
     crm: MemoryCrm = field(default_factory=MemoryCrm)
-    notifier: FlakyNotifier = field(default_factory=FlakyNotifier)
+    notifier: Notifier = field(default_factory=FlakyNotifier)
     publisher: MemoryPublisher = field(default_factory=MemoryPublisher)
     sleeps: list[float] = field(default_factory=list)
 
@@ -74,6 +74,11 @@ class Parts:
             rand=lambda: 0.0,
         )
 
+    @property
+    def flaky(self) -> FlakyNotifier:
+        assert isinstance(self.notifier, FlakyNotifier)
+        return self.notifier
+
     def steps(self) -> list[OutcomeStep]:
         return [
             e.data.step
@@ -88,8 +93,8 @@ async def test_delivers_assigns_upserts_and_alerts_once() -> None:
     assert await deliverer.deliver(handoff_event("l1")) is Result.DELIVERED
     assert await deliverer.deliver(handoff_event("l1")) is Result.DUPLICATE
     assert parts.steps() == [OutcomeStep.ASSIGNED, OutcomeStep.CRM_SYNCED, OutcomeStep.NOTIFIED]
-    assert len(parts.notifier.messages) == 1
-    channel, message, _ = parts.notifier.messages[0]
+    assert len(parts.flaky.messages) == 1
+    channel, message, _ = parts.flaky.messages[0]
     assert channel == "C0APAC"
     assert "<@U0AIKO>" in str(message.blocks)
     progress = deliverer.progress.get("ho-l1-1")
@@ -103,7 +108,7 @@ async def test_delivers_assigns_upserts_and_alerts_once() -> None:
 
 async def test_a_restart_resumes_after_the_last_recorded_step() -> None:
     parts = Parts()
-    parts.notifier.failures = [TransientDeliveryError("slack", "down")] * 3
+    parts.flaky.failures = [TransientDeliveryError("slack", "down")] * 3
     assert await parts.deliverer().deliver(handoff_event("l1")) is Result.DEAD_LETTERED
     assert parts.crm.upserts == 1
     # a new process with the stored state: the CRM step is not repeated
@@ -111,21 +116,21 @@ async def test_a_restart_resumes_after_the_last_recorded_step() -> None:
     restarted = parts.deliverer()
     assert await restarted.deliver(handoff_event("l1"), redrive=1) is Result.DELIVERED
     assert parts.crm.upserts == 0
-    assert len(parts.notifier.messages) == 1
+    assert len(parts.flaky.messages) == 1
     assert restarted.assignments.state.rep("aiko").open_leads == 1
     assert restarted.assignments.state.owners["l1"].rep_id == "aiko"
 
 
 async def test_transient_errors_are_retried_with_the_policy_delays() -> None:
     parts = Parts()
-    parts.notifier.failures = [
+    parts.flaky.failures = [
         TransientDeliveryError("slack", "429", retry_after=2.0),
         TransientDeliveryError("slack", "503", status=503),
     ]
     assert await parts.deliverer().deliver(handoff_event("l1")) is Result.DELIVERED
     assert parts.sleeps == [2.0, 1.0]
     assert parts.steps().count(OutcomeStep.FAILED) == 2
-    assert len(parts.notifier.messages) == 1
+    assert len(parts.flaky.messages) == 1
 
 
 async def test_permanent_error_dead_letters_at_once_with_error_and_attempts() -> None:

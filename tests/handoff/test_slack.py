@@ -1,11 +1,13 @@
 import asyncio
 import itertools
 import time
+from datetime import UTC, datetime
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from services.handoff.delivery import Result
 from services.handoff.errors import (
     AuthenticationError,
     PermanentDeliveryError,
@@ -18,7 +20,8 @@ from services.handoff.slack import SlackWebApiNotifier, SlackWebhookNotifier
 from services.handoff.slack_message import build_alert
 from tests.handoff.fakes.base import Fault
 from tests.handoff.fakes.slack import FakeSlack
-from tests.handoff.samples import handoff_data
+from tests.handoff.samples import handoff_data, handoff_event
+from tests.handoff.test_delivery import Parts
 
 
 def web_notifier(
@@ -130,3 +133,33 @@ def test_pacer_reserves_slots_in_order() -> None:
     assert pacer.reserve("c") == 0.0
     pacer.push_back("c", 2.0)
     assert pacer.reserve("c") == 2.0
+
+
+async def test_find_looks_the_alert_up_by_its_metadata(fake_slack: FakeSlack) -> None:
+    notifier = web_notifier(fake_slack)
+    since = datetime.now(UTC)
+    assert await notifier.find("C0APAC", "ho-lead-1-1", since) is None
+    posted = await notifier.post("C0APAC", MESSAGE)
+    await notifier.post("C0APAC", MESSAGE, thread_ts=posted.ts)  # a reply is not the alert
+    assert await notifier.find("C0APAC", "ho-lead-1-1", since) == posted
+    assert await notifier.find("C0APAC", "ho-other-1", since) is None
+    fake_slack.history_enabled = False
+    assert await notifier.find("C0APAC", "ho-lead-1-1", since) is None  # cannot know
+
+
+async def test_a_timeout_after_slack_accepted_does_not_post_twice(fake_slack: FakeSlack) -> None:
+    """Slack takes the message but the answer comes after our timeout: the retry finds it."""
+    fake_slack.script("/api/chat.postMessage", Fault(200, delay=1.5, slow_answer=True))
+    client = AsyncWebClient(
+        token=fake_slack.token, base_url=fake_slack.api_url, timeout=1, retry_handlers=[]
+    )
+    notifier = SlackWebApiNotifier(client, ChannelPacer(100, time.monotonic), "C0DEFAULT")
+    parts = Parts(notifier=notifier)  # type: ignore[arg-type]
+    deliverer = parts.deliverer()
+    assert await deliverer.deliver(handoff_event("lead-1")) is Result.DELIVERED
+    await asyncio.sleep(1.0)  # let the slow first request finish on the server
+    assert len(fake_slack.posts) == 1
+    assert deliverer.metrics.alerts_recovered._value.get() == 1  # type: ignore[attr-defined]
+    progress = deliverer.progress.get("ho-lead-1-1")
+    assert progress is not None
+    assert progress.slack_ts == fake_slack.posts[0].ts

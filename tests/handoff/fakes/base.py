@@ -23,6 +23,8 @@ class Fault:
     delay: float = 0.0
     then_handle: bool = False
     """After the delay, answer normally (a slow success) instead of with `status`."""
+    slow_answer: bool = False
+    """Handle the request at once (it takes effect), then hold the answer for `delay`."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,13 @@ class FakeServer:
     async def _faults(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
         fault = self._next_fault(request.path)
+        if fault is not None and fault.slow_answer:
+            response = await handler(request)
+            self.seen.append(Seen(request.method, request.path, response.status, loop.time()))
+            await asyncio.sleep(fault.delay)
+            return response
         if fault is not None:
+            await request.read()  # taken in full before the delay, like a real server
             if fault.delay:
                 await asyncio.sleep(fault.delay)
             if not fault.then_handle:

@@ -7,6 +7,7 @@ limited; the webhook answers `ok` as text, or an error text with a status.
 
 import asyncio
 import itertools
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,9 @@ class FakeSlack(FakeServer):
         self._ts = itertools.count(1)
         self.app.router.add_post("/api/chat.postMessage", self._post_message)
         self.app.router.add_post("/api/chat.getPermalink", self._permalink)
+        self.app.router.add_get("/api/conversations.history", self._history)
+        self.history_enabled = True
+        """False: answers `missing_scope` like a token without channels:history."""
         self.app.router.add_post(WEBHOOK_PATH, self._webhook)
 
     @property
@@ -72,7 +76,7 @@ class FakeSlack(FakeServer):
             return web.json_response({"ok": False, "error": "channel_not_found"})
         if not args.get("text") and not args.get("blocks"):
             return web.json_response({"ok": False, "error": "no_text"})
-        ts = f"1700000000.{next(self._ts):06d}"
+        ts = f"{int(time.time())}.{next(self._ts):06d}"
         metadata = args.get("metadata") or {}
         handoff_id = (metadata.get("event_payload") or {}).get("handoff_id")
         loop_time = asyncio.get_running_loop().time()
@@ -89,6 +93,43 @@ class FakeSlack(FakeServer):
         )
         return web.json_response(
             {"ok": True, "channel": channel, "ts": ts, "message": {"text": args.get("text")}}
+        )
+
+    async def _history(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return web.json_response({"ok": False, "error": "invalid_auth"})
+        if not self.history_enabled:
+            return web.json_response(
+                {"ok": False, "error": "missing_scope", "needed": "channels:history"}
+            )
+        channel = request.query.get("channel", "")
+        if channel.startswith("#"):
+            return web.json_response({"ok": False, "error": "channel_not_found"})
+        oldest = float(request.query.get("oldest", "0"))
+        with_metadata = request.query.get("include_all_metadata") in ("1", "true", "True")
+        limit = int(request.query.get("limit", "100"))
+        start = int(request.query.get("cursor") or 0)
+        found = [p for p in reversed(self.posts) if p.channel == channel and float(p.ts) >= oldest]
+        page = found[start : start + limit]
+        messages = []
+        for post in page:
+            message: dict[str, Any] = {"type": "message", "ts": post.ts, "text": post.text}
+            if post.thread_ts:
+                message["thread_ts"] = post.thread_ts
+            if with_metadata and post.handoff_id:
+                message["metadata"] = {
+                    "event_type": "hotlead_handoff",
+                    "event_payload": {"handoff_id": post.handoff_id},
+                }
+            messages.append(message)
+        more = start + limit < len(found)
+        return web.json_response(
+            {
+                "ok": True,
+                "messages": messages,
+                "has_more": more,
+                "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+            }
         )
 
     async def _permalink(self, request: web.Request) -> web.Response:
