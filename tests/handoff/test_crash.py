@@ -60,7 +60,9 @@ def histogram(metrics: str, name: str) -> tuple[float, float, dict[str, float]]:
     return total, count, buckets
 
 
+@pytest.mark.parametrize("lookup", [True, False], ids=["history-lookup", "no-lookup"])
 async def test_sigkill_mid_stream_then_restart_delivers_all_without_duplicate_records(
+    lookup: bool,
     kafka_settings: KafkaSettings,
     unique: str,
     tmp_path: Path,
@@ -79,6 +81,7 @@ async def test_sigkill_mid_stream_then_restart_delivers_all_without_duplicate_re
         handoff_port=port,
         handoff_concurrency=CONCURRENCY,
         log_level="WARNING",
+        slack_lookup_before_repost=lookup,
     )
     log = tmp_path / "handoff.log"
     publisher = KafkaPublisher(kafka_settings.kafka_bootstrap)
@@ -115,8 +118,14 @@ async def test_sigkill_mid_stream_then_restart_delivers_all_without_duplicate_re
     window_sum, window_count, buckets = histogram(
         metrics, "hotlead_handoff_unrecorded_post_seconds"
     )
+    recovered = next(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("hotlead_handoff_alerts_recovered_total ")
+    )
     report = (
-        f"\ncrash test: {TOTAL} hand-offs, SIGKILL after {at_kill} alerts; "
+        f"\ncrash test (lookup={lookup}): {TOTAL} hand-offs, SIGKILL after {at_kill} alerts; "
+        f"alerts found in Slack instead of re-posted {recovered:.0f}; "
         f"alerts {sum(counts.values())} for {len(counts)} hand-offs; "
         f"duplicate alerts {sum(c - 1 for c in duplicates.values())} {sorted(duplicates)}; "
         f"Leads created {sum(fake_salesforce.lead_creates.values())} "
@@ -133,5 +142,8 @@ async def test_sigkill_mid_stream_then_restart_delivers_all_without_duplicate_re
     assert max(fake_salesforce.lead_creates.values()) == 1  # no duplicate CRM record
     assert len(fake_salesforce.leads) == TOTAL
     assert max(task_subjects.values()) == 1  # no duplicate Task either
-    assert len(duplicates) <= CONCURRENCY
-    assert all(c == 2 for c in duplicates.values())
+    if lookup:
+        assert duplicates == {}
+    else:
+        assert len(duplicates) <= CONCURRENCY
+        assert all(c == 2 for c in duplicates.values())
