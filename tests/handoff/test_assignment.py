@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -11,7 +13,11 @@ from services.handoff.assignment import (
     apply_crm_status,
     assign,
 )
-from services.handoff.assignment_config import AssignmentConfig, parse_assignment_config
+from services.handoff.assignment_config import (
+    AssignmentConfig,
+    load_assignment_config,
+    parse_assignment_config,
+)
 from services.handoff.errors import AssignmentConfigError
 
 CONFIG = parse_assignment_config(
@@ -146,3 +152,18 @@ def test_round_robin_is_fair(leads: int, reps: int) -> None:
     counts = [owners.count(f"r{i}") for i in range(reps)]
     assert max(counts) - min(counts) <= 1
     assert owners[:reps] == [f"r{i}" for i in range(min(reps, leads))]
+
+
+def test_the_documented_example_file_is_valid_and_means_what_it_says() -> None:
+    config = load_assignment_config(Path(__file__).parents[2] / "docs/examples/assignment.yaml")
+    owners = run(
+        config,
+        [
+            ("big", LeadAttributes(country="US", company_size=5000)),
+            ("jp1", LeadAttributes(country="JP", industry="SaaS", company_size=40)),
+            ("jp2", LeadAttributes(country="JP", industry="retail", company_size=40)),
+            ("jp3", LeadAttributes(country="JP", company_size=40)),
+            ("us", LeadAttributes(country="US", company_size=40)),
+        ],
+    )
+    assert owners == ["clara", "aiko", "kenji", "aiko", "sam"]  # mei is unavailable
