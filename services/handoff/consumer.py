@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError
 from aiokafka.structs import OffsetAndMetadata
 
 from schemas.codec import EventDecodeError, decode_event
@@ -47,9 +48,15 @@ async def _consume(
         if not batch:
             continue
         await handle(batch)
-        await consumer.commit(
-            {tp: OffsetAndMetadata(records[-1].offset + 1, "") for tp, records in batch.items()}
-        )
+        offsets = {
+            tp: OffsetAndMetadata(records[-1].offset + 1, "") for tp, records in batch.items()
+        }
+        try:
+            await consumer.commit(offsets)
+        except CommitFailedError as exc:
+            # The group rebalanced while we worked: the new owner of these partitions
+            # sees the records again, and the progress record makes them no-ops.
+            log.warning("commit_failed_after_rebalance", error=str(exc)[:300])
 
 
 class HandoffConsumer:

@@ -1,5 +1,6 @@
 """The service end to end: real broker, fake Salesforce and Slack."""
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -7,9 +8,10 @@ import pytest
 
 from schemas.data import CrmStatus, CrmStatusChangedData, OutcomeStep
 from schemas.events import CrmStatusChanged, HandoffOutcome
-from schemas.topics import EVENTS, HANDOFF_OUTCOMES, HANDOFFS
+from schemas.topics import ASSIGNMENTS, EVENTS, HANDOFF_OUTCOMES, HANDOFFS
 from services.common.kafka_settings import KafkaSettings
 from services.common.publisher import KafkaPublisher
+from services.handoff.kafka_io import read_keyed_topic
 from tests.handoff.fakes.base import Fault
 from tests.handoff.fakes.salesforce import FakeSalesforce
 from tests.handoff.fakes.slack import FakeSlack
@@ -172,3 +174,41 @@ async def test_no_crm_status_reminds_in_the_thread_then_escalates_and_status_sto
     assert "Yamada Taro (Example KK)" in escalations[0].text
     # lead-2 was accepted: never reminded
     assert all(p.handoff_id != "ho-lead-2-1" for p in replies)
+
+
+async def test_a_lead_rejected_by_sales_is_recycled_to_the_next_rep(
+    kafka_settings: KafkaSettings,
+    unique: str,
+    assignment_file: Path,
+    fake_salesforce: FakeSalesforce,
+    fake_slack: FakeSlack,
+    publisher: KafkaPublisher,
+) -> None:
+    env = service_env(kafka_settings, unique, assignment_file, fake_salesforce, fake_slack)
+    handoffs = kafka_settings.topic(HANDOFFS)
+    async with running(settings_from(env)):
+        await publisher.publish(handoffs, handoff_event("lead-1"))
+        await wait_until(lambda: len(fake_slack.alerts()) == 1, what="first alert")
+        rejected = CrmStatusChanged(
+            id=f"crm-rej-{unique}",
+            source="/v1/crm/feedback",
+            subject="lead-1",
+            time=datetime.now(UTC),
+            data=CrmStatusChangedData(
+                status=CrmStatus.REJECTED, handoff_id="ho-lead-1-1", reason="no budget"
+            ),
+        )
+        await publisher.publish(kafka_settings.topic(EVENTS), rejected)
+        owners_topic = kafka_settings.topic(ASSIGNMENTS)
+        for _ in range(100):  # until the feedback consumer recorded the recycle
+            records = dict(await read_keyed_topic(kafka_settings.kafka_bootstrap, owners_topic))
+            if b'"recycled":true' in (records.get("owner:lead-1") or b""):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the rejection was never applied")
+        await publisher.publish(handoffs, handoff_event("lead-1", sequence=2))
+        await wait_until(lambda: len(fake_slack.alerts()) == 2, what="second alert")
+    assert mentioned(fake_slack) == ["A", "B"]
+    (record,) = fake_salesforce.leads_with("lead-1")  # still one Lead, new owner
+    assert fake_salesforce.leads[record]["OwnerId"] == "005A00000000002"
