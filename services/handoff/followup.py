@@ -1,5 +1,9 @@
 """Follow-up: remind the rep in the alert's thread, then escalate to the team channel.
 
+The same sweep drops progress records of hand-offs finished longer ago than
+HOTLEAD_PROGRESS_KEEP_DAYS, so the compacted topic (read in full at start)
+does not grow forever.
+
 A sweep looks at the delivered hand-offs still waiting for a CRM status
 (accepted / rejected / ...) and acts on the ones that are due
 (`progress.followup_due`). What was done is written to the progress record,
@@ -16,7 +20,7 @@ from services.common.logging import get_logger
 from services.handoff.assignment_config import AssignmentConfig
 from services.handoff.metrics import HandoffMetrics
 from services.handoff.notify import Notifier
-from services.handoff.progress import FollowUp, HandoffProgress, followup_due
+from services.handoff.progress import FollowUp, HandoffProgress, followup_due, forgettable
 from services.handoff.slack_message import build_escalation, build_reminder
 from services.handoff.state import ProgressBook
 
@@ -42,6 +46,7 @@ class FollowUps:
         escalate_after_s: float,
         now: Callable[[], datetime],
         metrics: HandoffMetrics,
+        keep_s: float = 30 * 86400.0,
     ) -> None:
         self._progress = progress
         self._config = config
@@ -50,6 +55,7 @@ class FollowUps:
         self._escalate_after_s = escalate_after_s
         self._now = now
         self._metrics = metrics
+        self._keep_s = keep_s
 
     async def run(self, stop: asyncio.Event, interval_s: float) -> None:
         while not stop.is_set():
@@ -61,6 +67,9 @@ class FollowUps:
         """Send what is due now; returns how many follow-ups went out."""
         sent = 0
         for progress in list(self._progress.by_id.values()):
+            if forgettable(progress, self._now(), keep_s=self._keep_s):
+                await self._progress.forget(progress.handoff_id)
+                continue
             due = followup_due(
                 progress,
                 self._now(),

@@ -104,3 +104,12 @@ def followup_due(
         waited = (now - progress.reminded_at).total_seconds()
         return FollowUp.ESCALATE if waited >= escalate_after_s else None
     return None
+
+
+def forgettable(progress: HandoffProgress, now: datetime, *, keep_s: float) -> bool:
+    """A finished record old enough to drop: delivered (or dead-lettered) more than
+    `keep_s` ago, longer than the hand-off topic keeps the record that could repeat it."""
+    if progress.status is Status.PENDING:
+        return False
+    done_at = progress.notified_at or progress.first_attempt_at
+    return done_at is not None and (now - done_at).total_seconds() >= keep_s

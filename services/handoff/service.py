@@ -117,6 +117,13 @@ async def run_handoff(
     settings: HandoffSettings, stop: asyncio.Event | None = None, *, own_signals: bool = True
 ) -> None:
     """Run until `stop` is set (or SIGTERM / SIGINT when `own_signals`)."""
+    keep_ms = settings.progress_keep_days * 86_400_000
+    if settings.stream_retention_ms == -1 or keep_ms < settings.stream_retention_ms:
+        raise ConfigurationError(
+            f"HOTLEAD_PROGRESS_KEEP_DAYS ({settings.progress_keep_days:g}) must cover the "
+            "retention of the hand-off topic (HOTLEAD_STREAM_RETENTION_MS), or a replayed "
+            "hand-off could be delivered twice"
+        )
     stop = stop or asyncio.Event()
     if own_signals:
         loop = asyncio.get_running_loop()
@@ -194,6 +201,7 @@ async def run_handoff(
             escalate_after_s=settings.followup_escalate_after_s,
             now=_utcnow,
             metrics=metrics,
+            keep_s=settings.progress_keep_days * 86400,
         )
         workers = [
             asyncio.create_task(

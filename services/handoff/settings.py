@@ -89,4 +89,10 @@ class HandoffSettings(KafkaSettings):
     followup_check_interval_s: float = Field(
         default=30.0, gt=0, description="How often due follow-ups are looked for."
     )
+    progress_keep_days: float = Field(
+        default=30.0,
+        gt=0,
+        description="Days a finished hand-off's progress record is kept; keep it longer than "
+        "the hand-off topic's retention, or a replayed record could be delivered again.",
+    )
     log_level: str = Field(default="INFO", description="Log level of the service.")

@@ -144,6 +144,13 @@ class ProgressBook:
         handoff_id = self._latest_by_lead.get(lead_id)
         return self.by_id.get(handoff_id) if handoff_id else None
 
+    async def forget(self, handoff_id: str) -> None:
+        """Delete the record (a tombstone in the compacted topic)."""
+        await self._store.put(self._topic, handoff_id, None)
+        progress = self.by_id.pop(handoff_id, None)
+        if progress is not None and self._latest_by_lead.get(progress.lead_id) == handoff_id:
+            del self._latest_by_lead[progress.lead_id]
+
     async def save(self, progress: HandoffProgress) -> HandoffProgress:
         await self._store.put(self._topic, progress.handoff_id, progress.model_dump_json().encode())
         self._remember(progress)
