@@ -1,7 +1,7 @@
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.data import CrmStatus, LeadAttributes
@@ -167,3 +167,44 @@ def test_the_documented_example_file_is_valid_and_means_what_it_says() -> None:
         ],
     )
     assert owners == ["clara", "aiko", "kenji", "aiko", "sam"]  # mei is unavailable
+
+
+LEAD_IDS = st.sampled_from([f"l{i}" for i in range(8)])
+ACTIONS = st.lists(
+    st.one_of(
+        st.tuples(st.just("assign"), LEAD_IDS),
+        st.tuples(st.sampled_from(list(CrmStatus)), LEAD_IDS),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=400)
+@given(ACTIONS)
+def test_capacity_and_ownership_invariants(actions: list[tuple[object, str]]) -> None:
+    """Whatever happens: a new assignment never goes to a rep at max_open or unavailable,
+    open-lead counts match the owners' records, and an owned, unrecycled lead keeps its
+    owner (ownership beats capacity: a won account coming back stays with its rep)."""
+    config = parse_assignment_config(
+        "teams: [{id: t, reps: [{id: a, max_open: 2}, {id: b, max_open: 3}, "
+        "{id: c, available: false}]}]"
+    )
+    state = AssignmentState()
+    for kind, lead_id in actions:
+        if kind == "assign":
+            before = state.owners.get(lead_id)
+            load = {rep: state.rep(rep).open_leads for rep in ("a", "b")}
+            decision, state, _ = assign(config, state, lead_id, JP)
+            assert decision.rep_id != "c"
+            if before is not None and not before.recycled:
+                assert decision.rep_id == before.rep_id
+            elif decision.rep_id is not None:
+                assert load[decision.rep_id] < {"a": 2, "b": 3}[decision.rep_id]
+        else:
+            assert isinstance(kind, CrmStatus)
+            state, _ = apply_crm_status(state, lead_id, kind)
+        open_by_rep = {r: 0 for r in ("a", "b", "c")}
+        for owner in state.owners.values():
+            open_by_rep[owner.rep_id] += owner.open
+        for rep_id, count in open_by_rep.items():
+            assert state.rep(rep_id).open_leads == count
