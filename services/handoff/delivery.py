@@ -78,9 +78,16 @@ class Deliverer:
                 lead_id=handoff.lead_id,
                 summary=lead_summary(handoff),
             )
-        elif progress.status is Status.DEAD_LETTERED:
-            progress = progress.model_copy(
-                update={"status": Status.PENDING, "attempts": 0, "redrives": redrive}
+        elif progress.status is Status.DEAD_LETTERED:  # redriven: a fresh set of attempts
+            progress = await self.progress.save(
+                progress.model_copy(
+                    update={
+                        "status": Status.PENDING,
+                        "attempts": 0,
+                        "first_attempt_at": None,
+                        "redrives": redrive,
+                    }
+                )
             )
         self.metrics.in_flight.inc()
         try:

@@ -151,3 +151,20 @@ async def test_permanent_error_dead_letters_at_once_with_error_and_attempts() ->
     # the same record again (redelivered) does not retry; only a redrive does
     assert await deliverer.deliver(handoff_event("l1")) is Result.DUPLICATE
     assert OutcomeStep.DEAD_LETTERED in parts.steps()
+
+
+async def test_a_redriven_handoff_gets_a_fresh_set_of_attempts() -> None:
+    parts = Parts()
+    down = TransientDeliveryError("slack", "down", status=503)
+    parts.flaky.failures = [down] * 3
+    assert await parts.deliverer().deliver(handoff_event("l1")) is Result.DEAD_LETTERED
+    parts.flaky.failures = [down] * 2  # still failing twice after the redrive, then fine
+    restarted = parts.deliverer()
+    assert await restarted.deliver(handoff_event("l1"), redrive=7) is Result.DELIVERED
+    progress = restarted.progress.get("ho-l1-1")
+    assert progress is not None
+    assert progress.attempts == 2
+    assert progress.redrives == 7
+    assert len(parts.flaky.messages) == 1
+    dead = [e for e in parts.publisher.on(DLQ) if isinstance(e, HandoffDeadLettered)]
+    assert [d.data.attempts for d in dead] == [3]
