@@ -102,13 +102,15 @@ def build_notifier(settings: HandoffSettings) -> Notifier:
     return ConsoleNotifier()
 
 
-def _consumer(settings: HandoffSettings, topic: str, group: str) -> AIOKafkaConsumer:
+def _consumer(
+    settings: HandoffSettings, topic: str, group: str, start: str = "earliest"
+) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         settings.topic(topic),
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=group,
         enable_auto_commit=False,
-        auto_offset_reset="earliest",
+        auto_offset_reset=start,
         max_poll_interval_ms=900_000,
     )
 
@@ -190,7 +192,11 @@ async def run_handoff(
             and isinstance(notifier, SlackWebApiNotifier),
         )
         handoffs = _consumer(settings, HANDOFFS, settings.handoff_group_id)
-        feedback = _consumer(settings, EVENTS, f"{settings.handoff_group_id}-feedback")
+        # The event log is kept forever: a new feedback group starts at its end (statuses
+        # from before the first start concern no hand-off this service made).
+        feedback = _consumer(
+            settings, EVENTS, f"{settings.handoff_group_id}-feedback", start="latest"
+        )
         await handoffs.start()
         await feedback.start()
         followups = FollowUps(
