@@ -105,7 +105,7 @@ async def test_bursts_wait_for_their_slot_and_are_not_dropped(fake_slack: FakeSl
     gaps = [b - a for a, b in itertools.pairwise(same_channel)]
     assert min(gaps) >= 0.15
     other = next(p.at for p in fake_slack.posts if p.channel == "C0OTHER")
-    assert other - same_channel[0] < 0.5  # another channel does not queue behind
+    assert other < same_channel[2]  # another channel does not queue behind the burst
 
 
 async def test_incoming_webhook(fake_slack: FakeSlack) -> None:
