@@ -101,8 +101,13 @@ class FollowUps:
         else:
             team = self._config.team(progress.team_id) if progress.team_id else None
             waited = human_duration(self._remind_after_s + self._escalate_after_s)
+            link = (
+                await self._notifier.permalink(progress.slack_channel, progress.slack_ts)
+                if progress.slack_channel
+                else None
+            )
             message = build_escalation(
-                progress.handoff_id, progress.summary, slack_id, waited, None
+                progress.handoff_id, progress.summary, slack_id, waited, link
             )
             await self._notifier.post(team.channel if team else None, message)
             update = {"escalated_at": self._now()}

@@ -36,6 +36,10 @@ class Notifier(Protocol):
         can look (Slack Web API); None when it is not there or cannot be known."""
         ...
 
+    async def permalink(self, channel: str, ts: str | None) -> str | None:
+        """A link to a posted message, where the transport has one."""
+        ...
+
 
 @dataclass
 class ConsoleNotifier:
@@ -55,6 +59,9 @@ class ConsoleNotifier:
         return Posted(where, None)
 
     async def find(self, channel: str | None, handoff_id: str, since: datetime) -> Posted | None:
+        return None
+
+    async def permalink(self, channel: str, ts: str | None) -> str | None:
         return None
 
 
@@ -77,6 +84,9 @@ class MemoryNotifier:
             if where == channel and thread is None and message.handoff_id == handoff_id:
                 return Posted(channel or "memory", f"{n}.000100")
         return None
+
+    async def permalink(self, channel: str, ts: str | None) -> str | None:
+        return f"https://slack.example/archives/{channel}/p{ts}" if ts else None
 
 
 class ChannelPacer:

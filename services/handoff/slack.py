@@ -104,6 +104,17 @@ class SlackWebApiNotifier:
             raise TransientDeliveryError(TARGET, f"{type(exc).__name__}: {exc}") from exc
         return Posted(str(response["channel"]), str(response["ts"]))
 
+    async def permalink(self, channel: str, ts: str | None) -> str | None:
+        """chat.getPermalink; None when Slack will not say (the link is a nicety)."""
+        if ts is None:
+            return None
+        try:
+            response = await self._client.chat_getPermalink(channel=channel, message_ts=ts)
+        except (SlackApiError, TimeoutError, aiohttp.ClientError):
+            return None
+        link = response.get("permalink")
+        return str(link) if link else None
+
     async def find(self, channel: str | None, handoff_id: str, since: datetime) -> Posted | None:
         where = channel or self._default_channel
         oldest = f"{since.timestamp() - LOOKBACK_S:.6f}"
@@ -170,3 +181,6 @@ class SlackWebhookNotifier:
 
     async def find(self, channel: str | None, handoff_id: str, since: datetime) -> Posted | None:
         return None  # an incoming webhook cannot read the channel
+
+    async def permalink(self, channel: str, ts: str | None) -> str | None:
+        return None

@@ -63,6 +63,7 @@ async def test_sweep_reminds_in_thread_escalates_to_team_and_forgets_old_records
     assert (channel, thread) == ("C0APAC", None)
     assert "&lt;!channel&gt; (ACME)" in escalation.text
     assert "2h" in escalation.text
+    assert "<https://slack.example/archives/C0APAC/p1.000100|Alert>" in escalation.text
     now[0] = T0 + timedelta(days=3)
     assert await followups.sweep() == 0
     progress = book.get("h1")

@@ -167,11 +167,14 @@ async def test_no_crm_status_reminds_in_the_thread_then_escalates_and_status_sto
     lead1 = alerts["ho-lead-1-1"]
     replies = [p for p in fake_slack.posts if p.thread_ts is not None]
     assert [r.thread_ts for r in replies] == [lead1.ts]
-    assert replies[0].text.startswith("<@U0REPA>")
+    rep = "<@U0REPA>" if "<@U0REPA>" in str(lead1.blocks) else "<@U0REPB>"
+    assert replies[0].text.startswith(rep)  # the rep lead-1 was assigned to
     escalations = [p for p in fake_slack.alerts() if p.text.startswith("Escalation")]
     assert len(escalations) == 1
     assert escalations[0].channel == "C0APAC"
-    assert "Yamada Taro (Example KK)" in escalations[0].text
+    assert f"Yamada Taro (Example KK) assigned to {rep}" in escalations[0].text
+    link = f"<https://slack.example/archives/C0APAC/p{lead1.ts.replace('.', '')}|Alert>"
+    assert link in escalations[0].text
     # lead-2 was accepted: never reminded
     assert all(p.handoff_id != "ho-lead-2-1" for p in replies)
 

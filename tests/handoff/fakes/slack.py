@@ -40,7 +40,7 @@ class FakeSlack(FakeServer):
         self.webhook_posts: list[dict[str, Any]] = []
         self._ts = itertools.count(1)
         self.app.router.add_post("/api/chat.postMessage", self._post_message)
-        self.app.router.add_post("/api/chat.getPermalink", self._permalink)
+        self.app.router.add_get("/api/chat.getPermalink", self._permalink)
         self.app.router.add_get("/api/conversations.history", self._history)
         self.history_enabled = True
         """False: answers `missing_scope` like a token without channels:history."""
@@ -133,9 +133,17 @@ class FakeSlack(FakeServer):
         )
 
     async def _permalink(self, request: web.Request) -> web.Response:
-        args = await self._args(request)
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return web.json_response({"ok": False, "error": "invalid_auth"})
+        channel, ts = request.query.get("channel", ""), request.query.get("message_ts", "")
+        if not any(p.channel == channel and p.ts == ts for p in self.posts):
+            return web.json_response({"ok": False, "error": "message_not_found"})
         return web.json_response(
-            {"ok": True, "permalink": f"https://slack.example/archives/{args.get('channel')}/p1"}
+            {
+                "ok": True,
+                "channel": channel,
+                "permalink": f"https://slack.example/archives/{channel}/p{ts.replace('.', '')}",
+            }
         )
 
     async def _webhook(self, request: web.Request) -> web.Response:
