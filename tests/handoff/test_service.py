@@ -5,10 +5,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from schemas.data import CrmStatus, CrmStatusChangedData, OutcomeStep
-from schemas.events import CrmStatusChanged, HandoffOutcome
-from schemas.topics import ASSIGNMENTS, EVENTS, HANDOFF_OUTCOMES, HANDOFFS
+from schemas.events import CrmStatusChanged, EventRejected, HandoffOutcome
+from schemas.topics import ASSIGNMENTS, EVENTS, HANDOFF_OUTCOMES, HANDOFFS, REJECTED
 from services.common.kafka_settings import KafkaSettings
 from services.common.publisher import KafkaPublisher
 from services.handoff.kafka_io import read_keyed_topic
@@ -215,3 +216,30 @@ async def test_a_lead_rejected_by_sales_is_recycled_to_the_next_rep(
     assert mentioned(fake_slack) == ["A", "B"]
     (record,) = fake_salesforce.leads_with("lead-1")  # still one Lead, new owner
     assert fake_salesforce.leads[record]["OwnerId"] == "005A00000000002"
+
+
+async def test_a_record_that_is_not_a_handoff_is_kept_in_rejected_and_the_stream_goes_on(
+    kafka_settings: KafkaSettings,
+    unique: str,
+    assignment_file: Path,
+    fake_salesforce: FakeSalesforce,
+    fake_slack: FakeSlack,
+    publisher: KafkaPublisher,
+) -> None:
+    env = service_env(kafka_settings, unique, assignment_file, fake_salesforce, fake_slack)
+    raw = AIOKafkaProducer(bootstrap_servers=kafka_settings.kafka_bootstrap)
+    await raw.start()
+    try:
+        async with running(settings_from(env)):
+            await raw.send_and_wait(
+                kafka_settings.topic(HANDOFFS), b'{"not": "an event"}', key=b"lead-1"
+            )
+            await publisher.publish(kafka_settings.topic(HANDOFFS), handoff_event("lead-1"))
+            await wait_until(lambda: len(fake_slack.alerts()) == 1, what="the valid hand-off")
+    finally:
+        await raw.stop()
+    rejected = await read_events(kafka_settings.kafka_bootstrap, kafka_settings.topic(REJECTED))
+    (event,) = [e for e in rejected if isinstance(e, EventRejected)]
+    assert event.data.payload == '{"not": "an event"}'
+    assert event.data.route == f"kafka:{HANDOFFS}"
+    assert event.data.errors
