@@ -147,3 +147,81 @@ async def test_sigkill_mid_stream_then_restart_delivers_all_without_duplicate_re
     else:
         assert len(duplicates) <= CONCURRENCY
         assert all(c == 2 for c in duplicates.values())
+
+
+@pytest.mark.parametrize("lookup", [True, False], ids=["history-lookup", "no-lookup"])
+async def test_sigkill_inside_the_window_what_the_lookup_saves(
+    lookup: bool,
+    kafka_settings: KafkaSettings,
+    unique: str,
+    tmp_path: Path,
+    fake_salesforce: FakeSalesforce,
+    fake_slack: FakeSlack,
+) -> None:
+    """The kill lands exactly in the window: Slack has taken posts 101-116 but holds the
+    answers, so the service cannot have recorded them. With the history look-up the
+    restart finds all of them; without it, each is posted a second time."""
+    total, held = 200, range(101, 101 + CONCURRENCY)
+    fake_slack.hold_answers, fake_slack.hold_s = held, 8.0
+    assignment = tmp_path / "assignment.yaml"
+    assignment.write_text(TWO_REPS, encoding="utf-8")
+    port = free_port()
+    env = service_env(
+        kafka_settings,
+        unique,
+        assignment,
+        fake_salesforce,
+        fake_slack,
+        handoff_port=port,
+        handoff_concurrency=CONCURRENCY,
+        log_level="WARNING",
+        slack_lookup_before_repost=lookup,
+    )
+    log = tmp_path / "handoff.log"
+    publisher = KafkaPublisher(kafka_settings.kafka_bootstrap)
+    await publisher.start()
+    first = start(env, log)
+    try:
+        for n in range(total):
+            await publisher.publish(kafka_settings.topic(HANDOFFS), handoff_event(f"lead-{n:04d}"))
+        await wait_until(lambda: len(fake_slack.posts) >= held.stop - 1, within=120, what="held")
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        in_window = {p.handoff_id for p in fake_slack.posts[held.start - 1 : held.stop - 1]}
+        fake_slack.hold_answers = range(0)
+        second = start(env, log)
+        try:
+            await wait_until(
+                lambda: len(fake_slack.alert_counts()) >= total, within=120, what="all alerts"
+            )
+            await asyncio.sleep(1.0)
+            async with httpx.AsyncClient() as http:
+                metrics = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+        finally:
+            second.send_signal(signal.SIGTERM)
+            assert second.wait(30) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+        await publisher.stop()
+    counts = fake_slack.alert_counts()
+    duplicates = {hid for hid, c in counts.items() if c > 1}
+    recovered = next(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("hotlead_handoff_alerts_recovered_total ")
+    )
+    print(
+        f"\nkill inside the window (lookup={lookup}): {len(in_window)} posts accepted but "
+        f"unanswered at the kill; recovered from Slack {recovered:.0f}; "
+        f"duplicate alerts {len(duplicates)}"
+    )
+    assert len(in_window) == CONCURRENCY
+    assert len(counts) == total
+    assert max(fake_salesforce.lead_creates.values()) == 1
+    if lookup:
+        assert duplicates == set()
+        assert recovered == CONCURRENCY
+    else:
+        assert duplicates == in_window
+        assert recovered == 0

@@ -42,6 +42,10 @@ class FakeSlack(FakeServer):
         self.app.router.add_post("/api/chat.postMessage", self._post_message)
         self.app.router.add_get("/api/chat.getPermalink", self._permalink)
         self.app.router.add_get("/api/conversations.history", self._history)
+        self.hold_answers: range = range(0)
+        """1-based numbers of posts whose answer is held `hold_s` after they took effect
+        (Slack accepted them; the client does not know yet)."""
+        self.hold_s = 0.0
         self.history_enabled = True
         """False: answers `missing_scope` like a token without channels:history."""
         self.app.router.add_post(WEBHOOK_PATH, self._webhook)
@@ -91,6 +95,8 @@ class FakeSlack(FakeServer):
                 loop_time,
             )
         )
+        if len(self.posts) in self.hold_answers:
+            await asyncio.sleep(self.hold_s)
         return web.json_response(
             {"ok": True, "channel": channel, "ts": ts, "message": {"text": args.get("text")}}
         )
