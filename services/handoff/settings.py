@@ -42,7 +42,9 @@ class HandoffSettings(KafkaSettings):
     hubspot_token: SecretStr = Field(default=SecretStr(""), description="Private app access token.")
     hubspot_base_url: str = Field(default="https://api.hubapi.com", description="HubSpot API host.")
     hubspot_api_version: str = Field(
-        default="v3", description="Path segment of the CRM API version (/crm/<version>/...)."
+        default="v3",
+        description="CRM API version: `v3` (/crm/v3/objects/...) or a date such as `2026-03` "
+        "(/crm/objects/2026-03/...).",
     )
     hubspot_id_property: str = Field(
         default="email", description="Unique contact property the upsert matches on."

@@ -1,7 +1,7 @@
 import httpx
 import pytest
 
-from services.handoff.crm.hubspot import HubSpotConfig, HubSpotCrm
+from services.handoff.crm.hubspot import HubSpotConfig, HubSpotCrm, objects_path
 from services.handoff.errors import (
     AuthenticationError,
     PermanentDeliveryError,
@@ -46,6 +46,11 @@ async def test_upsert_by_another_unique_property(
     second = await hs.upsert_lead(handoff_data("lead-2", email="new@x.example"), None)
     assert first.record_id == second.record_id
     assert fake_hubspot.contacts[first.record_id]["email"] == "new@x.example"
+
+
+def test_version_paths() -> None:
+    assert objects_path("v3") == "/crm/v3/objects"
+    assert objects_path("2026-03") == "/crm/objects/2026-03"
 
 
 async def test_api_version_path_is_configurable(http_client: httpx.AsyncClient) -> None:

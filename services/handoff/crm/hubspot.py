@@ -1,14 +1,17 @@
 """HubSpot: private-app token, contact upsert by a unique property, a note with the breakdown.
 
-    POST {base}/crm/{version}/objects/contacts/batch/upsert
+    POST {base}{objects}/contacts/batch/upsert
          {"inputs": [{"idProperty": "email", "id": "<email>", "properties": {...}}]}
-    POST {base}/crm/{version}/objects/notes   (associated with the contact)
+    POST {base}{objects}/notes   (associated with the contact)
 
-`version` is configurable (`v3` today) because HubSpot moves its API paths.
+{objects} is `/crm/v3/objects` for a numbered version (`v3`, the default) and
+`/crm/objects/2026-03` for a date-based one: the version is configurable
+because HubSpot moves its API paths.
 The upsert key is `email` by default, or any property marked unique in the
 portal (e.g. a `hotlead_lead_id`), so a retry updates the same contact.
 """
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -43,7 +46,7 @@ class HubSpotCrm:
         self._client = client
 
     def _url(self, path: str) -> str:
-        return f"{self._config.base_url.rstrip('/')}/crm/{self._config.api_version}/{path}"
+        return f"{self._config.base_url.rstrip('/')}{objects_path(self._config.api_version)}/{path}"
 
     async def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self._config.token}"}
@@ -68,7 +71,7 @@ class HubSpotCrm:
                 }
             ]
         }
-        response = await self._post("objects/contacts/batch/upsert", body)
+        response = await self._post("contacts/batch/upsert", body)
         if response.status_code not in (200, 201):
             raise fail(TARGET, response)
         result = response.json()["results"][0]
@@ -103,10 +106,18 @@ class HubSpotCrm:
                 }
             ],
         }
-        response = await self._post("objects/notes", body)
+        response = await self._post("notes", body)
         if response.status_code != 201:
             raise fail(TARGET, response)
         return str(response.json()["id"])
+
+
+def objects_path(api_version: str) -> str:
+    """`/crm/v3/objects` for the numbered versions, `/crm/objects/2026-03` for the
+    date-based ones HubSpot introduced later."""
+    if re.fullmatch(r"v\d+", api_version):
+        return f"/crm/{api_version}/objects"
+    return f"/crm/objects/{api_version}"
 
 
 def contact_properties(

@@ -24,7 +24,12 @@ class FakeHubSpot(FakeServer):
         self.notes: dict[str, dict[str, Any]] = {}
         self.creates: Counter[str] = Counter()
         self._ids = itertools.count(1001)
-        base = f"/crm/{api_version}/objects"
+        # numbered versions: /crm/v3/objects/...; date-based ones: /crm/objects/2026-03/...
+        base = (
+            f"/crm/{api_version}/objects"
+            if api_version.startswith("v")
+            else f"/crm/objects/{api_version}"
+        )
         self.app.router.add_post(base + "/contacts/batch/upsert", self._upsert)
         self.app.router.add_post(base + "/notes", self._note)
 
