@@ -194,6 +194,9 @@ class HandoffOutcomeData(Model):
     detail: ShortText | None = None
     owner_id: Ref | None = None
     crm_record_id: Ref | None = None
+    since_trigger_ms: Annotated[float, Field(ge=0)] | None = Field(
+        default=None, description="From the triggering event's time to this step (notified)."
+    )
 
 
 class HandoffDeadLetteredData(Model):

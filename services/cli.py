@@ -18,6 +18,7 @@ from services.common.kafka_settings import KafkaSettings
 from services.common.logging import configure_logging
 from services.common.topics import ensure_topics, topic_specs
 from services.demo.cli import add_commands as add_demo_commands
+from services.handoff.cli import add_commands as add_handoff_commands
 from services.ingest.cli import add_commands as add_ingest_commands
 
 Command = Callable[[argparse.Namespace], int]
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     ).set_defaults(run=_topics_list)
     add_ingest_commands(commands)
     add_demo_commands(commands)
+    add_handoff_commands(commands)
     return parser
 
 

@@ -12,6 +12,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
 from services.common.kafka_settings import KafkaSettings
+from services.handoff.settings import HandoffSettings
 from services.ingest.settings import IngestSettings
 
 DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
@@ -19,6 +20,7 @@ DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 SETTINGS_CLASSES: tuple[tuple[str, type[BaseSettings]], ...] = (
     ("Kafka and topics", KafkaSettings),
     ("Ingest (hotlead ingest)", IngestSettings),
+    ("Hand-off service (hotlead handoff)", HandoffSettings),
 )
 """Every Settings class, in the order the document lists them. A service adds its own here."""
 

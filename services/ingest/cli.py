@@ -41,8 +41,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     ingest = commands.add_parser("ingest", help="run the ingest HTTP service (default port 8000)")
-    ingest.add_argument("--host", help="listen address (default HOTLEAD_HOST)")
-    ingest.add_argument("--port", type=int, help="listen port (default HOTLEAD_PORT)")
+    ingest.add_argument("--host", help="listen address (default HOTLEAD_INGEST_HOST)")
+    ingest.add_argument("--port", type=int, help="listen port (default HOTLEAD_INGEST_PORT)")
     ingest.set_defaults(run=_serve)
 
     token = commands.add_parser(

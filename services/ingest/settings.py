@@ -27,8 +27,12 @@ class IngestSettings(KafkaSettings):
         default="development",
         description="`production` refuses to start with the built-in development keys.",
     )
-    host: str = Field(default="127.0.0.1", description="Address `hotlead ingest` listens on.")
-    port: int = Field(default=8000, ge=1, le=65535, description="Port `hotlead ingest` listens on.")
+    ingest_host: str = Field(
+        default="127.0.0.1", description="Address `hotlead ingest` listens on."
+    )
+    ingest_port: int = Field(
+        default=8000, ge=1, le=65535, description="Port `hotlead ingest` listens on."
+    )
     public_base_url: str = Field(
         default="http://127.0.0.1:8000",
         description="Base URL of this service as email recipients reach it (for minted URLs).",

@@ -15,7 +15,7 @@ from services.ingest.app import create_app
 from services.ingest.settings import IngestSettings
 from services.ingest.tokens import Keyring
 
-TOKEN_KEYS = "t1:test-token-secret-0123456789"  # noqa: S105 (a test key)
+TOKEN_KEYS = "t1:test-token-secret-0123456789"
 API_KEY = "crm-key-0123456789abcdef"
 OTHER_API_KEY = "shop-key-0123456789abcdef"
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"generic-webhook-secret-01234").decode()

@@ -1,0 +1,1 @@
+"""The hand-off service: assignment, CRM upsert, Slack alert, retries, follow-up."""

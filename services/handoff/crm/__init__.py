@@ -1,0 +1,1 @@
+"""CRM connectors behind one interface (`CrmClient`): Salesforce, HubSpot, a signed webhook."""

@@ -1,0 +1,186 @@
+"""Slack through slack-sdk: Web API (chat.postMessage, threads) or an incoming webhook.
+
+Slack errors become the DeliveryError tree: HTTP 429 (with Retry-After) and
+5xx and `ratelimited` / `internal_error` are transient, bad tokens and
+unknown channels are permanent. The SDK's own retries are switched off so
+that the one retry policy (and its dead-letter step) decides.
+
+Slack has no idempotency key. Every Web API alert carries message metadata
+(`hotlead_handoff` with the hand-off id); before posting again after an
+attempt whose outcome is unknown (a crash, a timeout after Slack accepted),
+`find` looks the alert up in conversations.history and reuses it. Where that
+lookup is impossible (incoming webhooks, a channel given by name, a token
+without channels:history) a crash between Slack's answer and the progress
+record can still double-post; docs/handoff.md measures that window.
+"""
+
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from services.common.logging import get_logger
+from services.handoff.errors import (
+    AuthenticationError,
+    DeliveryError,
+    PermanentDeliveryError,
+    RateLimitedError,
+    TransientDeliveryError,
+    classify_status,
+)
+from services.handoff.notify import ChannelPacer, Posted
+from services.handoff.slack_message import SlackMessage
+
+TARGET = "slack"
+METADATA_TYPE = "hotlead_handoff"
+LOOKBACK_S = 60.0
+"""Look this far before the first attempt (clock skew between us and Slack)."""
+MAX_PAGES = 5
+log = get_logger(__name__)
+TRANSIENT_CODES = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+AUTH_CODES = frozenset(
+    {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"}
+)
+
+
+def slack_error(exc: SlackApiError) -> DeliveryError:
+    response = exc.response
+    status = int(getattr(response, "status_code", 0) or 0)
+    headers: Any = getattr(response, "headers", {}) or {}
+    retry_after = headers.get("Retry-After") or headers.get("retry-after")
+    data = getattr(response, "data", None)
+    code = str(data.get("error", "")) if isinstance(data, dict) else ""
+    if status != 200:
+        return classify_status(TARGET, status, code or "unexpected answer", retry_after)
+    if code == "ratelimited":
+        return RateLimitedError(TARGET, code, retry_after=None)
+    if code in TRANSIENT_CODES:
+        return TransientDeliveryError(TARGET, code)
+    if code in AUTH_CODES:
+        return AuthenticationError(TARGET, f"{code}: check HOTLEAD_SLACK_BOT_TOKEN")
+    return PermanentDeliveryError(TARGET, code or "not ok")
+
+
+class SlackWebApiNotifier:
+    """chat.postMessage with the bot token; replies go into the alert's thread."""
+
+    name = "slack"
+    threads = True
+
+    def __init__(self, client: AsyncWebClient, pacer: ChannelPacer, default_channel: str) -> None:
+        self._client = client
+        self._pacer = pacer
+        self._default_channel = default_channel
+
+    async def post(
+        self, channel: str | None, message: SlackMessage, thread_ts: str | None = None
+    ) -> Posted:
+        where = channel or self._default_channel
+        await self._pacer.wait(where)
+        try:
+            response = await self._client.chat_postMessage(
+                channel=where,
+                text=message.text,
+                blocks=message.blocks,
+                thread_ts=thread_ts,
+                unfurl_links=False,
+                unfurl_media=False,
+                metadata={
+                    "event_type": METADATA_TYPE,
+                    "event_payload": {"handoff_id": message.handoff_id},
+                },
+            )
+        except SlackApiError as exc:
+            error = slack_error(exc)
+            if error.retry_after:
+                self._pacer.push_back(where, error.retry_after)
+            raise error from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise TransientDeliveryError(TARGET, f"{type(exc).__name__}: {exc}") from exc
+        return Posted(str(response["channel"]), str(response["ts"]))
+
+    async def permalink(self, channel: str, ts: str | None) -> str | None:
+        """chat.getPermalink; None when Slack will not say (the link is a nicety)."""
+        if ts is None:
+            return None
+        try:
+            response = await self._client.chat_getPermalink(channel=channel, message_ts=ts)
+        except (SlackApiError, TimeoutError, aiohttp.ClientError):
+            return None
+        link = response.get("permalink")
+        return str(link) if link else None
+
+    async def find(self, channel: str | None, handoff_id: str, since: datetime) -> Posted | None:
+        where = channel or self._default_channel
+        oldest = f"{since.timestamp() - LOOKBACK_S:.6f}"
+        cursor: str | None = None
+        for _ in range(MAX_PAGES):
+            try:
+                page = await self._client.conversations_history(
+                    channel=where,
+                    oldest=oldest,
+                    include_all_metadata=True,
+                    limit=200,
+                    cursor=cursor,
+                )
+            except SlackApiError as exc:
+                error = slack_error(exc)
+                if error.retriable:
+                    raise error from exc
+                log.warning("slack_lookup_unavailable", channel=where, error=str(error)[:200])
+                return None  # cannot know: post (the documented window)
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                raise TransientDeliveryError(TARGET, f"{type(exc).__name__}: {exc}") from exc
+            for message in page.get("messages") or []:
+                metadata = message.get("metadata") or {}
+                payload = metadata.get("event_payload") or {}
+                if (
+                    metadata.get("event_type") == METADATA_TYPE
+                    and payload.get("handoff_id") == handoff_id
+                    and message.get("thread_ts") in (None, message.get("ts"))
+                ):
+                    return Posted(where, str(message["ts"]))
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+            if not page.get("has_more") or cursor is None:
+                break
+        return None
+
+
+class SlackWebhookNotifier:
+    """An incoming webhook: one fixed channel, no thread replies (follow-ups are new posts)."""
+
+    name = "slack-webhook"
+    threads = False
+
+    def __init__(self, client: AsyncWebhookClient, pacer: ChannelPacer) -> None:
+        self._client = client
+        self._pacer = pacer
+
+    async def post(
+        self, channel: str | None, message: SlackMessage, thread_ts: str | None = None
+    ) -> Posted:
+        await self._pacer.wait("webhook")
+        try:
+            response = await self._client.send(
+                text=message.text, blocks=message.blocks, unfurl_links=False, unfurl_media=False
+            )
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise TransientDeliveryError(TARGET, f"{type(exc).__name__}: {exc}") from exc
+        if response.status_code != 200:
+            retry_after = response.headers.get("Retry-After") or response.headers.get("retry-after")
+            error = classify_status(TARGET, response.status_code, response.body[:200], retry_after)
+            if error.retry_after:
+                self._pacer.push_back("webhook", error.retry_after)
+            raise error
+        return Posted("webhook", None)
+
+    async def find(self, channel: str | None, handoff_id: str, since: datetime) -> Posted | None:
+        return None  # an incoming webhook cannot read the channel
+
+    async def permalink(self, channel: str, ts: str | None) -> str | None:
+        return None
