@@ -7,14 +7,23 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 KAFKA := deploy/kafka/kafka.sh
+STACK_PIDFILE := var/run/stack.pid
 
-.PHONY: help run setup lint format test test-unit kafka-up kafka-down kafka-reset kafka-log topics schemas docs bench clean
+.PHONY: help run stop setup lint format test test-unit kafka-up kafka-down kafka-reset kafka-log topics schemas docs bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-run: setup kafka-up topics ## the whole pipeline: local Kafka, topics, the services, a demo feed
-	@echo "make run: Kafka and the topics are up. The services (ingest, scorer, handoff) are not built yet; see README.md."
+run: setup kafka-up topics ## the whole pipeline: local Kafka, topics, ingest, scorer, handoff, a demo feed (Ctrl-C stops)
+	$(BIN)/hotlead stack --pidfile $(STACK_PIDFILE)
+
+stop: ## stop what make run started: the services, the demo feed and the local Kafka
+	@if [ -f $(STACK_PIDFILE) ]; then \
+	  pid=$$(cat $(STACK_PIDFILE)); kill -TERM $$pid 2>/dev/null || true; \
+	  for i in $$(seq 1 120); do kill -0 $$pid 2>/dev/null || break; sleep 0.5; done; \
+	  rm -f $(STACK_PIDFILE); echo "make stop: pipeline stopped"; \
+	fi
+	$(KAFKA) down
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { echo "make setup: needs Python 3.11+ (found: '$(PYTHON)'); install it or run 'make PYTHON=/path/to/python3.11 setup'"; exit 1; }
