@@ -3,7 +3,7 @@
 import asyncio
 import math
 
-from tests.bench.loadgen import open_loop, percentile
+from benchmarks.loadgen import open_loop, percentile
 
 
 async def test_requests_leave_without_waiting_for_earlier_answers() -> None:

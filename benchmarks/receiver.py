@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import uvicorn
 
-from tests.bench.baseline_chain import Receive, Scope, Send
+from benchmarks.baseline_chain import Receive, Scope, Send
 
 IdReader = Callable[[bytes], list[str]]
 """Which ids a received body is about."""

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from tests.bench.loadgen import LoadResult, open_loop, percentile
-from tests.bench.receiver import Receiver
+from benchmarks.loadgen import LoadResult, open_loop, percentile
+from benchmarks.receiver import Receiver
 
 RequestFor = Callable[[httpx.AsyncClient, str], Awaitable[httpx.Response]]
 

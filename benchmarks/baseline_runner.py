@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 
 import httpx
 
+from benchmarks.pipeline_bench import RequestFor
 from services.common.topics import TopicSpec, delete_topics, ensure_topics
-from tests.bench.pipeline_bench import RequestFor
 
 
 @contextlib.asynccontextmanager
@@ -23,7 +23,7 @@ async def baseline_chain(
     await ensure_topics(
         bootstrap, [TopicSpec(topic_a, partitions, 1), TopicSpec(topic_b, partitions, 1)]
     )
-    module = [sys.executable, "-m", "tests.bench.baseline_chain"]
+    module = [sys.executable, "-m", "benchmarks.baseline_chain"]
     processes = [
         await asyncio.create_subprocess_exec(
             *module, "ingest", bootstrap, topic_a, str(port), start_new_session=True

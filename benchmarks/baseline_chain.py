@@ -4,9 +4,9 @@ nothing but bare aiokafka, a bare ASGI app and one HTTP POST.
     POST /e  ->  topic A  ->  relay  ->  topic B  ->  notifier  ->  POST to the receiver
 
 Run as three processes, like hotlead's three services:
-    python -m tests.bench.baseline_chain ingest  BOOTSTRAP TOPIC_A PORT
-    python -m tests.bench.baseline_chain relay   BOOTSTRAP TOPIC_A TOPIC_B GROUP
-    python -m tests.bench.baseline_chain notify  BOOTSTRAP TOPIC_B GROUP RECEIVER_URL
+    python -m benchmarks.baseline_chain ingest  BOOTSTRAP TOPIC_A PORT
+    python -m benchmarks.baseline_chain relay   BOOTSTRAP TOPIC_A TOPIC_B GROUP
+    python -m benchmarks.baseline_chain notify  BOOTSTRAP TOPIC_B GROUP RECEIVER_URL
 The request body is the id; it is the Kafka value at every hop and the body
 of the final POST. The ingest answers 200 once Kafka acknowledged (acks=all).
 """
