@@ -17,6 +17,7 @@ from services.common.errors import HotleadError
 from services.common.kafka_settings import KafkaSettings
 from services.common.logging import configure_logging
 from services.common.topics import ensure_topics, topic_specs
+from services.scorer.cli import add_commands as add_scorer_commands
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     topic_commands.add_parser(
         "list", help="print the layout the settings ask for, without contacting Kafka"
     ).set_defaults(run=_topics_list)
+    add_scorer_commands(commands)
     return parser
 
 

@@ -12,11 +12,13 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
 from services.common.kafka_settings import KafkaSettings
+from services.scorer.settings import ScorerSettings
 
 DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 SETTINGS_CLASSES: tuple[tuple[str, type[BaseSettings]], ...] = (
     ("Kafka and topics", KafkaSettings),
+    ("Scorer (hotlead scorer)", ScorerSettings),
 )
 """Every Settings class, in the order the document lists them. A service adds its own here."""
 
