@@ -19,7 +19,7 @@ import faust
 from aiokafka.partitioner import murmur2
 from faust.streams import _current_event
 from faust.web import Request, Response, View
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import generate_latest
 
 from schemas.codec import encode_event, encode_key
 from schemas.data import HandoffRequestedData
@@ -36,6 +36,7 @@ from services.scorer.state import LeadState
 
 log = get_logger(__name__)
 TABLE_NAME = "leads"
+PROMETHEUS_TEXT = "text/plain; version=0.0.4"
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +206,7 @@ def create_app(settings: ScorerSettings, rules: Rules) -> ScorerApp:
 
     @app.page("/metrics")
     async def get_metrics(view: View, request: Request) -> Response:
-        return view.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST)
+        # aiohttp wants the charset apart from the content type
+        return view.bytes(generate_latest(metrics.registry), content_type=PROMETHEUS_TEXT)
 
     return ScorerApp(app=app, scorer=scorer, metrics=metrics, table=table)

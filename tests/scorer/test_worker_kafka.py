@@ -1,0 +1,118 @@
+"""The scorer worker on the real broker: events in, segments and one hand-off out."""
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from schemas.topics import EVENTS, HANDOFFS, SEGMENTS
+from services.common.kafka_settings import KafkaSettings
+from services.common.publisher import KafkaPublisher
+from tests.scorer.events import make_event
+from tests.scorer.worker import ScorerProcess, ids, read_topic
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture
+def scorer(kafka_settings: KafkaSettings, tmp_path: Path, unique: str) -> Iterator[ScorerProcess]:
+    worker = ScorerProcess(kafka_settings, f"test-{unique}-scorer", tmp_path)
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+def lead_events(lead: str) -> list:  # type: ignore[type-arg]
+    return [
+        make_event(
+            f"{lead}-u1",
+            "lead.updated",
+            {"attributes": {"job_title": "営業部長", "industry": "software", "company_size": 300}},
+            lead=lead,
+        ),
+        make_event(f"{lead}-o1", "email.opened", {"email_id": "m1"}, lead=lead, hours=1),
+        make_event(
+            f"{lead}-b1", "email.clicked", {"url": "https://x/"}, lead=lead, hours=1, bot="scanner"
+        ),
+        make_event(
+            f"{lead}-f1",
+            "form.submitted",
+            {"form_id": "demo", "form_type": "demo_request"},
+            lead=lead,
+            hours=2,
+        ),
+        make_event(f"{lead}-k1", "email.clicked", {"url": "https://x/a"}, lead=lead, hours=3),
+    ]
+
+
+async def publish(bootstrap: str, topic: str, events: list) -> None:  # type: ignore[type-arg]
+    publisher = KafkaPublisher(bootstrap)
+    await publisher.start()
+    try:
+        for event in events:
+            await publisher.publish(topic, event)
+    finally:
+        await publisher.stop()
+
+
+async def wait_for(predicate, timeout_s: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(int(timeout_s * 4)):
+        if await predicate():
+            return
+        await asyncio.sleep(0.25)
+    raise AssertionError("condition not met in time")
+
+
+async def test_events_in_segments_and_exactly_one_handoff_out(
+    kafka_settings: KafkaSettings, scorer: ScorerProcess
+) -> None:
+    bootstrap = kafka_settings.kafka_bootstrap
+    leads = ["lead-a", "lead-b", "lead-c"]
+    events = [e for lead in leads for e in lead_events(lead)]
+    await publish(bootstrap, kafka_settings.topic(EVENTS), events)
+
+    async def three_handoffs() -> bool:
+        return len(await read_topic(bootstrap, kafka_settings.topic(HANDOFFS), idle_s=0.5)) >= 3
+
+    await wait_for(three_handoffs)
+    # redelivery: the same events again (a client retry of the whole batch)
+    await publish(bootstrap, kafka_settings.topic(EVENTS), events)
+    await asyncio.sleep(3)
+
+    handoffs = await read_topic(bootstrap, kafka_settings.topic(HANDOFFS))
+    assert sorted(ids(handoffs)) == ["ho-lead-a-1", "ho-lead-b-1", "ho-lead-c-1"]
+    for handoff in handoffs:
+        data = handoff.data  # type: ignore[attr-defined]
+        assert data.reason.kind == "threshold"
+        assert data.trigger_event_id == f"{handoff.subject}-f1"
+        assert data.lead.job_title == "営業部長"
+        assert abs(sum(i.points for i in data.breakdown) - data.score) < 1e-9
+    segments = await read_topic(bootstrap, kafka_settings.topic(SEGMENTS))
+    by_lead = {
+        lead: [s.data.segment.value for s in segments if s.subject == lead] for lead in leads
+    }  # type: ignore[attr-defined]
+    assert by_lead == {lead: ["low", "high"] for lead in leads}
+
+    response = scorer.get("/leads/lead-a")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["handoff"] == {
+        "status": "handed_off",
+        "sequence": 1,
+        "last_handoff_id": "ho-lead-a-1",
+        "last_handoff_at": "2026-01-05T11:00:00Z",
+    }
+    assert body["events_applied"] == 4  # the bot click and the 5 redelivered events changed nothing
+    assert body["fit"] == 45
+    assert any(line.startswith("title_manager: +20.00") for line in body["explanation"])
+    assert scorer.get("/leads/nobody").status_code == 404
+
+    metrics = scorer.get("/metrics").text
+    assert 'hotlead_scorer_handoffs_total{reason="threshold"} 3.0' in metrics
+    assert "hotlead_scorer_duplicates_skipped_total 12.0" in metrics
+    assert 'hotlead_scorer_events_total{outcome="bot",type="email.clicked"} 6.0' in metrics
+    assert (
+        'hotlead_scorer_segment_transitions_total{cause="event",previous="low",segment="high"} 3.0'
+        in metrics
+    )
