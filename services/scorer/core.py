@@ -31,8 +31,9 @@ from schemas.data import (
 from schemas.envelope import CloudEvent
 from schemas.event_types import EventType
 from schemas.events import HandoffRequested, SegmentChanged
+from services.scorer.compiled import compiled
 from services.scorer.evaluate import Score, decay_factor, evaluate, segment_of
-from services.scorer.matching import event_fields, matches
+from services.scorer.matching import event_fields
 from services.scorer.rules import CrmAction, EngagementRule, RepeatKind, Rules, Trigger
 from services.scorer.state import HandoffStatus, LeadState, RuleState
 
@@ -91,7 +92,8 @@ def apply_event(
         if before.score < rules.handoff.rearm_below:
             state.handoff_status = HandoffStatus.ARMED
     _advance(state, rules, t)
-    earned = _apply(state, event, rules, t)
+    fields = event_fields(event)
+    earned = _apply(state, event, fields, rules, t)
     _remember(state, event.id, rules)
     state.events_applied += 1
     state.last_event_id = event.id
@@ -103,7 +105,7 @@ def apply_event(
         outputs.append(_segment_changed(state, segment, score, rules, event))
     if state.handoff_status is HandoffStatus.HANDED_OFF and score.score < rules.handoff.rearm_below:
         state.handoff_status = HandoffStatus.ARMED
-    fired = _fire_triggers(state, event, rules, t, score.score)
+    fired = _fire_triggers(state, event, fields, rules, t, score.score)
     reason = _qualifies(state, rules, t, score.score, fired)
     if reason is not None:
         outputs.append(_handoff(state, reason, score, rules, event))
@@ -136,14 +138,16 @@ def _advance(state: LeadState, rules: Rules, t: float) -> None:
         return
     factor = decay_factor(rules, t - state.as_of)
     if factor != 1.0:
-        decaying = {rule.name for rule in rules.engagement if rule.decay}
+        decaying = compiled(rules).decaying
         for name, rule_state in state.rules.items():
             if name in decaying:
                 rule_state.value *= factor
     state.as_of = t
 
 
-def _apply(state: LeadState, event: CloudEvent, rules: Rules, t: float) -> bool:
+def _apply(
+    state: LeadState, event: CloudEvent, fields: dict[str, str], rules: Rules, t: float
+) -> bool:
     data = getattr(event, "data", None)
     if event.type == EventType.LEAD_UPDATED and isinstance(data, LeadUpdatedData):
         update = data.attributes.model_dump(exclude_none=True)
@@ -156,15 +160,15 @@ def _apply(state: LeadState, event: CloudEvent, rules: Rules, t: float) -> bool:
             merged.update(custom)
             state.attributes["custom"] = merged
             state.attribute_events["custom"] = event.id
+        state.fit_cache = None
         return True
     earned = False
     if event.type == EventType.CRM_STATUS_CHANGED and isinstance(data, CrmStatusChangedData):
         _crm_feedback(state, data, rules)
         earned = True
-    fields = event_fields(event)
     late = decay_factor(rules, state.as_of - t) if state.as_of is not None else 1.0
-    for rule in rules.engagement:
-        if matches(rule, event.type, fields) and _may_score(state, rule, fields, t):
+    for rule, match in compiled(rules).engagement_by_type.get(event.type, ()):
+        if match(fields) and _may_score(state, rule, fields, t):
             _earn(state, rule, event.id, fields, t, late)
             earned = True
     return earned
@@ -234,23 +238,26 @@ def _remember(state: LeadState, event_id: str, rules: Rules) -> None:
     watermark = state.as_of or 0.0
     state.seen[event_id] = watermark
     horizon = watermark - rules.dedupe.window
-    excess = len(state.seen) - rules.dedupe.max_ids
-    for old_id, applied_at in list(state.seen.items()):
-        if applied_at >= horizon and excess <= 0:
+    seen = state.seen
+    limit = rules.dedupe.max_ids
+    while seen:
+        old_id, applied_at = next(iter(seen.items()))
+        if applied_at >= horizon and len(seen) <= limit:
             break
-        del state.seen[old_id]
-        excess -= 1
+        del seen[old_id]
 
 
 def _fire_triggers(
-    state: LeadState, event: CloudEvent, rules: Rules, t: float, score: float
+    state: LeadState,
+    event: CloudEvent,
+    fields: dict[str, str],
+    rules: Rules,
+    t: float,
+    score: float,
 ) -> Trigger | None:
-    if not rules.triggers:
-        return None
-    fields = event_fields(event)
     fired: Trigger | None = None
-    for trigger in rules.triggers:
-        if not matches(trigger, event.type, fields):
+    for trigger, match in compiled(rules).triggers_by_type.get(event.type, ()):
+        if not match(fields):
             continue
         hits = state.triggers.setdefault(trigger.name, [])
         hits.append((t, fields["key"]))

@@ -8,10 +8,9 @@ import math
 from dataclasses import dataclass
 
 from schemas.data import BreakdownItem, Segment
-from services.scorer.rules import FitRule, Rules
+from services.scorer.compiled import compiled
+from services.scorer.rules import Rules
 from services.scorer.state import LeadState
-
-FIT = "fit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,22 +48,30 @@ def attribute_value(attributes: dict[str, object], name: str) -> object:
     return attributes.get(name)
 
 
-def _fit_items(state: LeadState, rules: Rules) -> list[Item]:
+def fit_items(state: LeadState, rules: Rules) -> tuple[Item, ...]:
+    """The fit part of the breakdown: a function of the current attributes only."""
+    cached: tuple[Item, ...] | None = state.fit_cache
+    if cached is not None:
+        return cached
     items: list[Item] = []
-    for group, group_rules in rules.fit_rules_by_group():
-        spec = rules.groups.get(group) if group is not None else None
-        matched: list[FitRule] = []
-        for rule in group_rules:
-            if rule.matches(attribute_value(state.attributes, rule.field)):
+    for group in compiled(rules).fit_groups:
+        matched = []
+        for matcher in group.matchers:
+            rule = matcher.rule
+            if matcher.test(attribute_value(state.attributes, rule.field)):
                 matched.append(rule)
-                if spec is not None and spec.exclusive:
+                if group.exclusive:
                     break
         for rule in matched:
             source = state.attribute_events.get(rule.field.split(".")[0])
-            items.append(Item(rule.name, group or FIT, rule.points, (source,) if source else ()))
-        if spec is not None and spec.cap is not None:
-            items.extend(_cap(group, spec.cap, [i.points for i in items if i.group == group]))
-    return items
+            items.append(Item(rule.name, group.label, rule.points, (source,) if source else ()))
+        if group.cap is not None:
+            items.extend(
+                _cap(group.name, group.cap, [i.points for i in items if i.group == group.label])
+            )
+    result = tuple(items)
+    state.fit_cache = result
+    return result
 
 
 def _cap(group: str | None, cap: float, points: list[float]) -> list[Item]:
@@ -79,23 +86,22 @@ def evaluate(state: LeadState, rules: Rules, at: float | None = None) -> Score:
     factor = 1.0
     if at is not None and state.as_of is not None and at > state.as_of:
         factor = decay_factor(rules, at - state.as_of)
-    fit_items = _fit_items(state, rules)
+    prepared = compiled(rules)
+    fit_part = fit_items(state, rules)
     engagement_items: list[Item] = []
-    by_name = {rule.name: rule for rule in rules.engagement}
+    by_name = prepared.engagement_by_name
+    decaying = prepared.decaying
     for name, rule_state in state.rules.items():
         rule = by_name.get(name)
         if rule is None or rule_state.count == 0:
             continue
-        value = rule_state.value * factor if rule.decay else rule_state.value
+        value = rule_state.value * factor if name in decaying else rule_state.value
         engagement_items.append(Item(name, rule.group, value, tuple(rule_state.events)))
-    for group, spec in rules.groups.items():
-        if spec.cap is not None:
-            points = [
-                i.points for i in engagement_items if i.group == group and i.rule[:4] != "cap:"
-            ]
-            if any(i.group == group for i in engagement_items):
-                engagement_items.extend(_cap(group, spec.cap, points))
-    fit = math.fsum(i.points for i in fit_items)
+    for group, cap in prepared.engagement_caps:
+        points = [i.points for i in engagement_items if i.group == group]
+        if points:
+            engagement_items.extend(_cap(group, cap, points))
+    fit = math.fsum(i.points for i in fit_part)
     raw = math.fsum([fit, *(i.points for i in engagement_items)])
     score = raw
     limits = rules.total
@@ -110,7 +116,7 @@ def evaluate(state: LeadState, rules: Rules, at: float | None = None) -> Score:
         score=score,
         fit=fit,
         engagement=score - fit,
-        items=(*fit_items, *engagement_items),
+        items=(*fit_part, *engagement_items),
     )
 
 

@@ -3,26 +3,28 @@
 from typing import Any
 
 from schemas.envelope import CloudEvent
-from services.scorer.rules import EventMatch, regex
+
+_FIELDS = (
+    ("url", "url"),
+    ("asset", "asset_id"),
+    ("asset_type", "asset_type"),
+    ("campaign", "campaign_id"),
+    ("form", "form_id"),
+    ("form_type", "form_type"),
+    ("status", "status"),
+    ("title", "title"),
+    ("email", "email_id"),
+)
 
 
 def event_fields(event: CloudEvent) -> dict[str, str]:
     """The fields rules can match on, as strings; `key` identifies the asset
-    (asset id, else URL without its query, else campaign, form or event type)."""
+    (asset id, else URL without its query, else email, campaign, form or event type)."""
     data: Any = getattr(event, "data", None)
+    values = data.__dict__ if data is not None else {}
     fields: dict[str, str] = {}
-    for name, attribute in (
-        ("url", "url"),
-        ("asset", "asset_id"),
-        ("asset_type", "asset_type"),
-        ("campaign", "campaign_id"),
-        ("form", "form_id"),
-        ("form_type", "form_type"),
-        ("status", "status"),
-        ("title", "title"),
-        ("email", "email_id"),
-    ):
-        value = getattr(data, attribute, None)
+    for name, attribute in _FIELDS:
+        value = values.get(attribute)
         if value is not None:
             fields[name] = str(value)
     fields["any"] = " ".join(
@@ -38,13 +40,3 @@ def event_fields(event: CloudEvent) -> dict[str, str]:
         or str(event.type)
     )
     return fields
-
-
-def matches(spec: EventMatch, event_type: str, fields: dict[str, str]) -> bool:
-    if event_type not in spec.event:
-        return False
-    for name, pattern in spec.field_patterns():
-        value = fields.get(name)
-        if not value or regex(pattern).search(value) is None:
-            return False
-    return True
