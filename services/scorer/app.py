@@ -19,6 +19,7 @@ import faust
 from aiokafka.partitioner import murmur2
 from faust.streams import _current_event
 from faust.web import Request, Response, View
+from mode import CrashingSupervisor
 from prometheus_client import generate_latest
 
 from schemas.codec import encode_event, encode_key
@@ -163,6 +164,8 @@ def create_app(settings: ScorerSettings, rules: Rules) -> ScorerApp:
     faust_table = app.Table(
         TABLE_NAME,
         default=None,
+        key_type=bytes,  # bytes types select the raw serializer for store and changelog
+        value_type=bytes,
         schema=faust.Schema(
             key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
         ),
@@ -171,7 +174,9 @@ def create_app(settings: ScorerSettings, rules: Rules) -> ScorerApp:
     table = FaustLeadTable(faust_table, source_name, partitions)
     scorer = BatchScorer(rules, table, FaustSink(segments, handoffs), metrics)
 
-    @app.agent(events, name="score-events")
+    # Any error crashes the worker (to be restarted from the last commit) rather than
+    # restarting the agent alone past the batch that failed.
+    @app.agent(events, name="score-events", supervisor_strategy=CrashingSupervisor)
     async def score_events(stream: Any) -> None:
         async for batch in stream.take_events(
             settings.scorer_batch_size, within=settings.scorer_batch_within_s

@@ -78,12 +78,12 @@ def apply_event(
     state: LeadState, event: CloudEvent, rules: Rules, position: int | None = None
 ) -> Result:
     """Like score_event, but updates `state` in place (the faust agent owns its copy)."""
+    if event.bot is not None:
+        return Result(state, Outcome.BOT)  # changes nothing, not even the position
     if position is not None:
         if state.position is not None and position <= state.position:
             return Result(state, Outcome.DUPLICATE)
         state.position = position
-    if event.bot is not None:
-        return Result(state, Outcome.BOT)
     if event.id in state.seen:
         return Result(state, Outcome.DUPLICATE)
     t = event.time.timestamp()
