@@ -32,7 +32,7 @@ from schemas.envelope import CloudEvent
 from schemas.event_types import EventType
 from schemas.events import HandoffRequested, SegmentChanged
 from services.scorer.compiled import compiled
-from services.scorer.evaluate import Score, decay_factor, evaluate, segment_of
+from services.scorer.evaluate import Score, decay_factor, evaluate, score_of, segment_of
 from services.scorer.matching import event_fields
 from services.scorer.rules import CrmAction, EngagementRule, RepeatKind, Rules, Trigger
 from services.scorer.state import HandoffStatus, LeadState, RuleState
@@ -56,7 +56,16 @@ class Result:
     state: LeadState
     outcome: Outcome
     outputs: list[CloudEvent] = field(default_factory=list)
-    score: Score | None = None
+    rules: Rules | None = None
+    """Set when the event was applied: `score` is then evaluated on first access."""
+    _score: Score | None = None
+
+    @property
+    def score(self) -> Score | None:
+        """The score with its breakdown, right after the event (None if nothing applied)."""
+        if self._score is None and self.rules is not None:
+            self._score = evaluate(self.state, self.rules)
+        return self._score
 
 
 def score_event(
@@ -88,8 +97,8 @@ def apply_event(
         return Result(state, Outcome.DUPLICATE)
     t = event.time.timestamp()
     if state.handoff_status is HandoffStatus.HANDED_OFF:
-        before = evaluate(state, rules, at=t)
-        if before.score < rules.handoff.rearm_below:
+        before, _ = score_of(state, rules, at=t)
+        if before < rules.handoff.rearm_below:
             state.handoff_status = HandoffStatus.ARMED
     _advance(state, rules, t)
     fields = event_fields(event)
@@ -98,19 +107,22 @@ def apply_event(
     state.events_applied += 1
     state.last_event_id = event.id
 
-    score = evaluate(state, rules)
+    value, fit = score_of(state, rules)
     outputs: list[CloudEvent] = []
-    segment = segment_of(score.score, rules)
+    segment = segment_of(value, rules)
     if segment.value != state.segment:
-        outputs.append(_segment_changed(state, segment, score, rules, event))
-    if state.handoff_status is HandoffStatus.HANDED_OFF and score.score < rules.handoff.rearm_below:
+        outputs.append(_segment_changed(state, segment, value, rules, event))
+    if state.handoff_status is HandoffStatus.HANDED_OFF and value < rules.handoff.rearm_below:
         state.handoff_status = HandoffStatus.ARMED
-    fired = _fire_triggers(state, event, fields, rules, t, score.score)
-    reason = _qualifies(state, rules, t, score.score, fired)
+    fired = _fire_triggers(state, event, fields, rules, t, value)
+    reason = _qualifies(state, rules, t, value, fired)
+    score = None
     if reason is not None:
+        score = evaluate(state, rules)
         outputs.append(_handoff(state, reason, score, rules, event))
-    _record_history(state, rules, t, score, event.id)
-    return Result(state, Outcome.SCORED if earned else Outcome.NO_RULE, outputs, score)
+    _record_history(state, rules, t, value, fit, event.id)
+    outcome = Outcome.SCORED if earned else Outcome.NO_RULE
+    return Result(state, outcome, outputs, rules, score)
 
 
 def sweep(state: LeadState, now: datetime, rules: Rules) -> Result:
@@ -121,13 +133,13 @@ def sweep(state: LeadState, now: datetime, rules: Rules) -> Result:
     at = now.timestamp()
     if state.as_of is None or at <= state.as_of:
         return Result(state, Outcome.NO_RULE)
-    score = evaluate(state, rules, at=at)
-    segment = segment_of(score.score, rules)
+    value, fit = score_of(state, rules, at=at)
+    segment = segment_of(value, rules)
     if segment.value == state.segment:
-        return Result(state, Outcome.NO_RULE, score=score)
-    output = _segment_changed(state, segment, score, rules, None, now)
-    _record_history(state, rules, at, score, None)
-    return Result(state, Outcome.SCORED, [output], score)
+        return Result(state, Outcome.NO_RULE)
+    output = _segment_changed(state, segment, value, rules, None, now)
+    _record_history(state, rules, at, value, fit, None)
+    return Result(state, Outcome.SCORED, [output])
 
 
 def _advance(state: LeadState, rules: Rules, t: float) -> None:
@@ -160,7 +172,6 @@ def _apply(
             merged.update(custom)
             state.attributes["custom"] = merged
             state.attribute_events["custom"] = event.id
-        state.fit_cache = None
         return True
     earned = False
     if event.type == EventType.CRM_STATUS_CHANGED and isinstance(data, CrmStatusChangedData):
@@ -301,7 +312,7 @@ def _qualifies(
 def _segment_changed(
     state: LeadState,
     segment: Segment,
-    score: Score,
+    score: float,
     rules: Rules,
     event: CloudEvent | None,
     now: datetime | None = None,
@@ -319,7 +330,7 @@ def _segment_changed(
             lead_id=state.lead_id,
             previous=previous,
             segment=segment,
-            score=score.score,
+            score=score,
             rules_version=rules.version,
             cause_event_id=event.id if event is not None else None,
         ),
@@ -363,15 +374,15 @@ def handoff_id_for(lead_id: str, sequence: int) -> str:
 
 
 def _record_history(
-    state: LeadState, rules: Rules, t: float, score: Score, event_id: str | None
+    state: LeadState, rules: Rules, t: float, score: float, fit: float, event_id: str | None
 ) -> None:
     state.history.append(
         {
             "at": t,
             "event_id": event_id,
-            "score": score.score,
-            "fit": score.fit,
-            "engagement": score.engagement,
+            "score": score,
+            "fit": fit,
+            "engagement": score - fit,
             "segment": state.segment,
         }
     )

@@ -50,4 +50,13 @@ class ScorerMetrics:
             "Leads in this worker's table (counted by the last sweep, plus new leads since).",
             registry=r,
         )
+        self._event_children: dict[tuple[str, str], Counter] = {}
         self.sweeps = Counter("hotlead_scorer_sweeps_total", "Decay sweeps completed.", registry=r)
+
+    def count_event(self, event_type: str, outcome: str) -> None:
+        """events_total{type, outcome} += 1 (label children cached: this runs per event)."""
+        key = (event_type, outcome)
+        child = self._event_children.get(key)
+        if child is None:
+            child = self._event_children[key] = self.events.labels(event_type, outcome)
+        child.inc()

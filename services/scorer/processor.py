@@ -121,11 +121,11 @@ class BatchScorer:
             log.warning(
                 "event_invalid", partition=record.partition, offset=record.offset, error=str(exc)
             )
-            self.metrics.events.labels("unknown", "invalid").inc()
+            self.metrics.count_event("unknown", "invalid")
             return None
         lead_id = event.subject or (record.key.decode() if record.key else None)
         if not lead_id:
-            self.metrics.events.labels(event.type.short, "invalid").inc()
+            self.metrics.count_event(event.type.short, "invalid")
             return None
         cached = touched.get(lead_id)
         state = cached[0] if cached else self.table.load(lead_id)
@@ -133,7 +133,7 @@ class BatchScorer:
             state = LeadState(lead_id=lead_id)
             self.metrics.leads.inc()
         result = apply_event(state, event, self.rules, position=record.offset)
-        self.metrics.events.labels(event.type.short, result.outcome.value).inc()
+        self.metrics.count_event(event.type.short, result.outcome.value)
         if result.outcome is Outcome.DUPLICATE:
             self.metrics.duplicates.inc()
         if result.outcome is not Outcome.BOT:

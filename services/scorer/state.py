@@ -62,8 +62,6 @@ class LeadState:
     history: list[dict[str, Any]] = field(default_factory=list)
     events_applied: int = 0
     last_event_id: str | None = None
-    fit_cache: Any = field(default=None, compare=False, repr=False)
-    """Not stored: the fit breakdown of the current attributes, reset when they change."""
     position: int | None = None
     """The log position (source offset) of the last event read; redeliveries are at or before it."""
 

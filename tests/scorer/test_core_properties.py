@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from schemas.envelope import CloudEvent
 from services.scorer.core import Outcome, apply_event, score_event, sweep
-from services.scorer.evaluate import evaluate
+from services.scorer.evaluate import evaluate, score_of
 from services.scorer.rules import load_rules, parse_rules
 from services.scorer.state import LeadState
 from tests.scorer.events import T0, make_event
@@ -150,6 +150,7 @@ def test_caps_and_floor_hold_and_the_breakdown_sums_to_the_score(evs: list[Cloud
         for event in evs:
             result = apply_event(state, event, rules)
             score = result.score or evaluate(state, rules)
+            assert score_of(state, rules) == (score.score, score.fit)  # the fast path agrees
             assert rules.total.floor is None or score.score >= rules.total.floor
             assert rules.total.cap is None or score.score <= rules.total.cap
             assert math.isclose(math.fsum(i.points for i in score.items), score.score, abs_tol=1e-9)

@@ -79,7 +79,7 @@ async def read_all(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes
 
 
 def describe_difference(got: LeadState, want: LeadState) -> str:
-    fields = [name for name in LeadState.__dataclass_fields__ if name != "fit_cache"]
+    fields = list(LeadState.__dataclass_fields__)
     diffs = [
         f"{name}: got {getattr(got, name)!r:.300} want {getattr(want, name)!r:.300}"
         for name in fields
