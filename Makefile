@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 KAFKA := deploy/kafka/kafka.sh
 
-.PHONY: help run setup lint format test test-unit kafka-up kafka-down kafka-reset kafka-log topics schemas docs clean
+.PHONY: help run setup lint format test test-unit bench kafka-up kafka-down kafka-reset kafka-log topics schemas docs clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ test: setup ## the whole test suite; starts a local Kafka when none answers (wha
 
 test-unit: setup ## only the tests that need no broker
 	$(BIN)/pytest -m 'not kafka'
+
+bench: setup ## the benchmarks on the real broker; results in docs/BENCHMARKS.md
+	$(BIN)/python -m benchmarks.scorer
 
 kafka-up: ## start the local Kafka on 127.0.0.1:9092 (fetches the jars the first time)
 	$(KAFKA) up
