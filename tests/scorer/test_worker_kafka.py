@@ -12,6 +12,8 @@ from services.common.publisher import KafkaPublisher
 from tests.scorer.events import make_event
 from tests.scorer.worker import ScorerProcess, ids, read_topic
 
+TABLE = "leads"
+
 pytestmark = pytest.mark.kafka
 
 
@@ -116,3 +118,45 @@ async def test_events_in_segments_and_exactly_one_handoff_out(
         'hotlead_scorer_segment_transitions_total{cause="event",previous="low",segment="high"} 3.0'
         in metrics
     )
+
+
+async def test_get_lead_is_answered_by_any_worker(
+    kafka_settings: KafkaSettings, tmp_path: Path, unique: str
+) -> None:
+    """Two workers share the partitions; each answers for every lead, routing the
+    request to the worker that owns the lead's partition."""
+    app_id = f"test-{unique}-routing"
+    workers = [ScorerProcess(kafka_settings, app_id, tmp_path / name) for name in ("a", "b")]
+    try:
+        for worker in workers:
+            worker.start()
+        leads = [f"lead-r{n}" for n in range(12)]
+        await publish(
+            kafka_settings.kafka_bootstrap,
+            kafka_settings.topic(EVENTS),
+            [e for lead in leads for e in lead_events(lead)],
+        )
+
+        async def every_lead_known() -> bool:
+            return all(
+                worker.get(f"/leads/{lead}").status_code == 200
+                for worker in workers
+                for lead in leads
+            )
+
+        await wait_for(every_lead_known, timeout_s=60)
+        for lead in leads:
+            answers = [worker.get(f"/leads/{lead}").json() for worker in workers]
+            assert answers[0]["lead_id"] == answers[1]["lead_id"] == lead
+            assert answers[0]["handoff"] == answers[1]["handoff"]
+            assert answers[0]["fit"] == answers[1]["fit"] == 45
+        # the assignment (faust's router view): both workers own partitions of the table
+        assignment = workers[0].get("/router/").json()
+        changelog = f"{app_id}-{TABLE}-changelog"
+        owned = {url: tables.get(changelog, []) for url, tables in assignment.items()}
+        assert {f"http://127.0.0.1:{worker.port}" for worker in workers} == set(owned)
+        assert all(owned.values()), assignment
+        assert sorted(p for parts in owned.values() for p in parts) == [0, 1, 2]
+    finally:
+        for worker in workers:
+            worker.stop()

@@ -37,6 +37,7 @@ class ScorerProcess:
         **env: str,
     ) -> None:
         self.port = free_port()
+        workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = workdir / f"{app_id}.log"
         self.env = {
             **os.environ,
