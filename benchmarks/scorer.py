@@ -84,13 +84,15 @@ async def bench_worker(settings: KafkaSettings, count: int, workdir: Path) -> fl
     worker = ScorerProcess(settings, app_id, workdir, store="rocksdb://")
     worker.env["HOTLEAD_SCORER_SESSION_TIMEOUT_S"] = "30"
     started = time.monotonic()
-    worker.start(timeout_s=120)  # the topic is full: the worker starts consuming at once
-    while not await all_committed(  # noqa: ASYNC110 - polling the broker, not a local flag
-        settings.kafka_bootstrap, app_id, settings.topic(EVENTS)
-    ):
-        await asyncio.sleep(0.2)
-    elapsed = time.monotonic() - started
-    worker.stop()
+    try:
+        worker.start(timeout_s=120)  # the topic is full: the worker starts consuming at once
+        while not await all_committed(  # noqa: ASYNC110 - polling the broker, not a local flag
+            settings.kafka_bootstrap, app_id, settings.topic(EVENTS)
+        ):
+            await asyncio.sleep(0.2)
+        elapsed = time.monotonic() - started
+    finally:
+        worker.stop()
     await delete_topics(settings.kafka_bootstrap, [f"{app_id}-leads-changelog"])
     return count / elapsed
 

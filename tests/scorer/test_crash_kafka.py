@@ -135,19 +135,20 @@ async def test_sigkilled_worker_scores_exactly_like_the_pure_core(
     worker = ScorerProcess(kafka_settings, app_id, tmp_path, store="rocksdb://")
     rng = random.Random(42)
     started = time.monotonic()
-    worker.start(timeout_s=90)
-    for _ in range(KILLS):
-        await asyncio.sleep(rng.uniform(1.5, 4.0))
-        worker.kill()
+    try:
         worker.start(timeout_s=90)
-    deadline = time.monotonic() + 240
-    while not await committed_everything(
-        bootstrap, app_id, source, kafka_settings.events_partitions
-    ):
-        assert time.monotonic() < deadline, "the worker did not finish the corpus in time"
-        await asyncio.sleep(1)
-    elapsed = time.monotonic() - started
-    worker.stop()
+        for _ in range(KILLS):
+            await asyncio.sleep(rng.uniform(1.5, 4.0))
+            worker.kill()
+            worker.start(timeout_s=90)
+        deadline = time.monotonic() + 240
+        partitions = kafka_settings.events_partitions
+        while not await committed_everything(bootstrap, app_id, source, partitions):
+            assert time.monotonic() < deadline, "the worker did not finish the corpus in time"
+            await asyncio.sleep(1)
+        elapsed = time.monotonic() - started
+    finally:
+        worker.stop()
     assert worker.starts == KILLS + 1
 
     # final states: the last value per lead in the table's changelog
