@@ -31,7 +31,16 @@ def _run_scorer(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     scorer = create_app(settings, rules)
-    worker = faust.Worker(scorer.app, loglevel=settings.scorer_log_level)
+
+    class JsonLogWorker(faust.Worker):
+        """faust's worker, logging JSON lines like every hotlead service."""
+
+        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+            self.spinner = None
+            configure_logging(settings.scorer_log_level)
+            logging.getLogger("aiokafka").setLevel(logging.WARNING)
+
+    worker = JsonLogWorker(scorer.app, loglevel=settings.scorer_log_level)
     worker.execute_from_commandline()
     return 0
 

@@ -67,7 +67,11 @@ class ScorerProcess:
                 stderr=subprocess.STDOUT,
                 cwd=Path(__file__).resolve().parents[2],
             )
-        self.wait_ready(timeout_s)
+        try:
+            self.wait_ready(timeout_s)
+        except AssertionError:
+            self.stop()
+            raise
 
     def _log_text(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
@@ -80,7 +84,7 @@ class ScorerProcess:
             if self.process.poll() is not None:
                 raise AssertionError(f"scorer exited early:\n{self._log_text()[-3000:]}")
             text = self._log_text()
-            if "[^Worker]: Ready" in text[text.rfind(marker) :]:
+            if "Worker ready" in text[text.rfind(marker) :]:
                 return
             time.sleep(0.2)
         raise AssertionError(f"scorer not ready in {timeout_s}s:\n{self._log_text()[-3000:]}")
