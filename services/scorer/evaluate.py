@@ -104,6 +104,8 @@ def _engagement_values(
         if rule is None or rule_state.count == 0:
             continue
         value = rule_state.value * factor if name in decaying else rule_state.value
+        if rule.cap is not None and value > rule.cap:
+            value = rule.cap
         values.append((name, rule.group, value))
     return values
 

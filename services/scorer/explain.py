@@ -83,6 +83,8 @@ def describe_rules(rules: Rules) -> list[str]:
     for erule in rules.engagement:
         group = f" [{erule.group}]" if erule.group else ""
         decay = "" if erule.decay else ", never decays"
+        if erule.cap is not None:
+            decay += f", at most {erule.cap:g} in total"
         lines.append(
             f"  {erule.name}{group}: {erule.points:+g} on {_match(erule)} ({_repeat(erule)}{decay})"
         )

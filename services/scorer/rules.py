@@ -243,6 +243,9 @@ class EngagementRule(EventMatch):
     points: float
     group: str | None = None
     repeat: Repeat = Repeat()
+    cap: float | None = Field(
+        default=None, gt=0, description="This rule's points (after decay) are at most this."
+    )
     decay: bool = Field(
         default=True,
         description="false: the points never decay. Negative points never decay, so that "

@@ -28,7 +28,7 @@ CAPPED = parse_rules(
       - {name: open, group: email, event: email.opened, points: 2}
       - {name: click, group: email, event: email.clicked, points: 4}
       - {name: dl, event: asset.downloaded, points: 15, repeat: once_per_asset}
-      - {name: page, event: page.viewed, points: 3, repeat: {at_most: 2, window: 1d}}
+      - {name: page, event: page.viewed, points: 3, repeat: {at_most: 2, window: 1d}, cap: 5}
       - {name: unsub, group: neg, event: email.unsubscribed, points: -30, decay: false}
     """
 )
@@ -155,6 +155,9 @@ def test_caps_and_floor_hold_and_the_breakdown_sums_to_the_score(evs: list[Cloud
             assert rules.total.cap is None or score.score <= rules.total.cap
             assert math.isclose(math.fsum(i.points for i in score.items), score.score, abs_tol=1e-9)
             assert math.isclose(score.fit + score.engagement, score.score, abs_tol=1e-9)
+            for rule in rules.engagement:
+                if rule.cap is not None:
+                    assert all(i.points <= rule.cap for i in score.items if i.rule == rule.name)
             for group, spec in rules.groups.items():
                 if spec.cap is not None:
                     in_group = math.fsum(i.points for i in score.items if i.group == group)
