@@ -149,7 +149,13 @@ async def bench_bare(settings: KafkaSettings, count: int) -> float:
         enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        max_batch_size=524_288,  # as the worker's producer
+        linger_ms=5,
+    )
     await producer.start()
     await consumer.start()
     table = KafkaStateTable(producer, state_topic)

@@ -138,6 +138,9 @@ def create_app(settings: ScorerSettings, rules: Rules) -> ScorerApp:
         table_standby_replicas=settings.scorer_standby_replicas,
         processing_guarantee="at_least_once",
         producer_acks=-1,
+        # states are ~1-2 KB each: room for many per request (the default is 16 KB)
+        producer_max_batch_size=524_288,
+        producer_linger=0.005,
         broker_session_timeout=settings.scorer_session_timeout_s,
         broker_request_timeout=max(90.0, settings.scorer_session_timeout_s + 10),
         broker_heartbeat_interval=min(3.0, settings.scorer_session_timeout_s / 3),

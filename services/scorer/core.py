@@ -376,14 +376,5 @@ def handoff_id_for(lead_id: str, sequence: int) -> str:
 def _record_history(
     state: LeadState, rules: Rules, t: float, score: float, fit: float, event_id: str | None
 ) -> None:
-    state.history.append(
-        {
-            "at": t,
-            "event_id": event_id,
-            "score": score,
-            "fit": fit,
-            "engagement": score - fit,
-            "segment": state.segment,
-        }
-    )
+    state.history.append([t, event_id, score, fit, state.segment])
     del state.history[: -rules.history]

@@ -141,6 +141,16 @@ def lead_view(state: LeadState, score: Score, rules: Rules, at: float | None) ->
         "crm_status": state.crm_status,
         "attributes": state.attributes,
         "events_applied": state.events_applied,
-        "history": [{**entry, "at": _iso(entry["at"])} for entry in state.history],
+        "history": [
+            {
+                "at": _iso(at_time),
+                "event_id": event_id,
+                "score": value,
+                "fit": fit,
+                "engagement": value - fit,
+                "segment": segment,
+            }
+            for at_time, event_id, value, fit, segment in state.history
+        ],
         "rules_version": rules.version,
     }

@@ -59,7 +59,8 @@ class LeadState:
     last_handoff_at: float | None = None
     last_handoff_id: str | None = None
     crm_status: str | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: list[list[Any]] = field(default_factory=list)
+    """Recent scores, oldest first: [time, event id or None (sweep), score, fit, segment]."""
     events_applied: int = 0
     last_event_id: str | None = None
     position: int | None = None

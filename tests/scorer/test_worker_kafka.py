@@ -108,6 +108,13 @@ async def test_events_in_segments_and_exactly_one_handoff_out(
     assert body["events_applied"] == 4  # the bot click and the 5 redelivered events changed nothing
     assert body["fit"] == 45
     assert any(line.startswith("title_manager: +20.00") for line in body["explanation"])
+    assert [h["event_id"] for h in body["history"]] == [
+        "lead-a-u1",
+        "lead-a-o1",
+        "lead-a-f1",
+        "lead-a-k1",
+    ]
+    assert body["history"][2]["segment"] == "high"
     assert scorer.get("/leads/nobody").status_code == 404
 
     metrics = scorer.get("/metrics").text
