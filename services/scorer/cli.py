@@ -30,6 +30,8 @@ def _run_scorer(args: argparse.Namespace) -> int:
         f"{settings.scorer_web_port}, store {settings.scorer_store}",
         file=sys.stderr,
     )
+    # faust creates the data directory, but not its parents
+    settings.scorer_datadir.mkdir(parents=True, exist_ok=True)
     scorer = create_app(settings, rules)
 
     class JsonLogWorker(faust.Worker):

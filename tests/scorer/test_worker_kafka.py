@@ -167,3 +167,38 @@ async def test_get_lead_is_answered_by_any_worker(
     finally:
         for worker in workers:
             worker.stop()
+
+
+async def test_the_sweep_emits_the_segment_change_of_a_lead_that_cooled(
+    kafka_settings: KafkaSettings, tmp_path: Path, unique: str
+) -> None:
+    """Events of January 2026 made the lead `high`; months later (now, by the clock),
+    its engagement has decayed: the periodic sweep emits the change, once."""
+    worker = ScorerProcess(
+        kafka_settings,
+        f"test-{unique}-sweep",
+        tmp_path,
+        HOTLEAD_SCORER_SWEEP_INTERVAL_S="1",
+    )
+    worker.start()
+    try:
+        bootstrap = kafka_settings.kafka_bootstrap
+        await publish(bootstrap, kafka_settings.topic(EVENTS), lead_events("lead-cool"))
+        segments_topic = kafka_settings.topic(SEGMENTS)
+
+        async def swept() -> bool:
+            events = await read_topic(bootstrap, segments_topic, idle_s=0.5)
+            return any(e.data.cause_event_id is None for e in events)  # type: ignore[attr-defined]
+
+        await wait_for(swept, timeout_s=60)
+        await asyncio.sleep(3)  # more sweeps run meanwhile: they must not repeat the change
+        changes = [
+            (e.data.previous, e.data.segment, e.data.cause_event_id)  # type: ignore[attr-defined]
+            for e in await read_topic(bootstrap, segments_topic)
+        ]
+        assert changes[:2] == [(None, "low", "lead-cool-u1"), ("low", "high", "lead-cool-f1")]
+        assert changes[2:] == [("high", "low", None)]  # fit 45 + decayed engagement < 50
+        assert worker.get("/leads/lead-cool").json()["segment"] == "low"
+        assert "hotlead_scorer_leads 1.0" in worker.get("/metrics").text
+    finally:
+        worker.stop()
