@@ -137,7 +137,9 @@ class Segment(StrEnum):
 
 class SegmentChangedData(Model):
     lead_id: LeadId
-    previous: Segment | None
+    previous: Segment | None = Field(
+        default=None, description="The segment before; none for a lead's first segment."
+    )
     segment: Segment
     score: float
     rules_version: Ref

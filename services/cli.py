@@ -20,6 +20,7 @@ from services.common.topics import ensure_topics, topic_specs
 from services.demo.cli import add_commands as add_demo_commands
 from services.handoff.cli import add_commands as add_handoff_commands
 from services.ingest.cli import add_commands as add_ingest_commands
+from services.scorer.cli import add_commands as add_scorer_commands
 from services.stack.cli import add_commands as add_stack_commands
 
 Command = Callable[[argparse.Namespace], int]
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_ingest_commands(commands)
     add_demo_commands(commands)
     add_handoff_commands(commands)
+    add_scorer_commands(commands)
     add_stack_commands(commands)
     return parser
 

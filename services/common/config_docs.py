@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings
 from services.common.kafka_settings import KafkaSettings
 from services.handoff.settings import HandoffSettings
 from services.ingest.settings import IngestSettings
+from services.scorer.settings import ScorerSettings
 
 DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
@@ -21,6 +22,7 @@ SETTINGS_CLASSES: tuple[tuple[str, type[BaseSettings]], ...] = (
     ("Kafka and topics", KafkaSettings),
     ("Ingest (hotlead ingest)", IngestSettings),
     ("Hand-off service (hotlead handoff)", HandoffSettings),
+    ("Scorer (hotlead scorer)", ScorerSettings),
 )
 """Every Settings class, in the order the document lists them. A service adds its own here."""
 

@@ -1,0 +1,1 @@
+"""The scorer: rules-as-code lead scoring on faust."""

@@ -1,0 +1,190 @@
+"""From a lead's state to its score: fit, decayed engagement, caps and floor.
+
+Pure functions. The breakdown lists every rule's points and every cap or
+floor adjustment, so that its items always add up to the score.
+"""
+
+import math
+from dataclasses import dataclass
+
+import orjson
+
+from schemas.data import BreakdownItem, Segment
+from services.scorer.compiled import compiled
+from services.scorer.rules import Rules
+from services.scorer.state import LeadState
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    rule: str
+    group: str | None
+    points: float
+    events: tuple[str, ...]
+
+    def to_model(self) -> BreakdownItem:
+        return BreakdownItem(
+            rule=self.rule, group=self.group, points=self.points, events=list(self.events)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    score: float
+    fit: float
+    engagement: float
+    items: tuple[Item, ...]
+
+
+def decay_factor(rules: Rules, elapsed: float) -> float:
+    """How much of a decaying value remains after `elapsed` seconds (1.0 without decay)."""
+    if rules.half_life is None or elapsed <= 0:
+        return 1.0
+    return math.pow(2.0, -elapsed / rules.half_life)
+
+
+def attribute_value(attributes: dict[str, object], name: str) -> object:
+    if name.startswith("custom."):
+        custom = attributes.get("custom")
+        return custom.get(name.removeprefix("custom.")) if isinstance(custom, dict) else None
+    return attributes.get(name)
+
+
+FitMatch = tuple[tuple[str, str, float, str], ...]
+"""(rule, group label, points, attribute) of every fit rule that matches, cap lines included."""
+
+_FIT_CACHE: dict[tuple[int, bytes], tuple[FitMatch, float]] = {}
+
+
+def _fit(state: LeadState, rules: Rules) -> tuple[FitMatch, float]:
+    """The fit rules matching the current attributes and their total (cached by attributes)."""
+    key = (id(rules), orjson.dumps(state.attributes, option=orjson.OPT_SORT_KEYS))
+    hit = _FIT_CACHE.get(key)
+    if hit is not None:
+        return hit
+    matches: list[tuple[str, str, float, str]] = []
+    for group in compiled(rules).fit_groups:
+        in_group: list[tuple[str, str, float, str]] = []
+        for matcher in group.matchers:
+            rule = matcher.rule
+            if matcher.test(attribute_value(state.attributes, rule.field)):
+                in_group.append((rule.name, group.label, rule.points, rule.field.split(".")[0]))
+                if group.exclusive:
+                    break
+        matches.extend(in_group)
+        if group.cap is not None:
+            total = math.fsum(m[2] for m in in_group)
+            if total > group.cap:
+                matches.append((f"cap:{group.name}", group.label, group.cap - total, ""))
+    result = (tuple(matches), math.fsum(m[2] for m in matches))
+    if len(_FIT_CACHE) > 50_000:
+        _FIT_CACHE.clear()
+    _FIT_CACHE[key] = result
+    return result
+
+
+def fit_items(state: LeadState, rules: Rules) -> tuple[Item, ...]:
+    """The fit part of the breakdown: a function of the current attributes only."""
+    items = []
+    for name, label, points, field in _fit(state, rules)[0]:
+        source = state.attribute_events.get(field) if field else None
+        items.append(Item(name, label, points, (source,) if source else ()))
+    return tuple(items)
+
+
+def _engagement_values(
+    state: LeadState, rules: Rules, factor: float
+) -> list[tuple[str, str | None, float]]:
+    prepared = compiled(rules)
+    by_name = prepared.engagement_by_name
+    decaying = prepared.decaying
+    values = []
+    for name, rule_state in state.rules.items():
+        rule = by_name.get(name)
+        if rule is None or rule_state.count == 0:
+            continue
+        value = rule_state.value * factor if name in decaying else rule_state.value
+        if rule.cap is not None and value > rule.cap:
+            value = rule.cap
+        values.append((name, rule.group, value))
+    return values
+
+
+def _limit(raw: float, rules: Rules) -> float:
+    limits = rules.total
+    if limits.cap is not None and raw > limits.cap:
+        return limits.cap
+    if limits.floor is not None and raw < limits.floor:
+        return limits.floor
+    return raw
+
+
+def _raw(fit: float, values: list[tuple[str, str | None, float]], rules: Rules) -> float:
+    """fit + engagement before the total cap and floor; a capped group counts its cap."""
+    caps = compiled(rules).engagement_caps
+    if not caps:
+        return math.fsum([fit, *(v for _, _, v in values)])
+    capped = dict(caps)
+    grouped: dict[str, list[float]] = {}
+    parts = [fit]
+    for _, group, value in values:
+        if group is not None and group in capped:
+            grouped.setdefault(group, []).append(value)
+        else:
+            parts.append(value)
+    for group, group_values in grouped.items():
+        parts.append(min(capped[group], math.fsum(group_values)))
+    return math.fsum(parts)
+
+
+def _factor(state: LeadState, rules: Rules, at: float | None) -> float:
+    if at is not None and state.as_of is not None and at > state.as_of:
+        return decay_factor(rules, at - state.as_of)
+    return 1.0
+
+
+def score_of(state: LeadState, rules: Rules, at: float | None = None) -> tuple[float, float]:
+    """(score, fit) without the breakdown: the fast path; equal to evaluate()'s."""
+    fit = _fit(state, rules)[1]
+    values = _engagement_values(state, rules, _factor(state, rules, at))
+    return _limit(_raw(fit, values, rules), rules), fit
+
+
+def evaluate(state: LeadState, rules: Rules, at: float | None = None) -> Score:
+    """The score of `state` at time `at` (default: its latest event time), with the
+    breakdown: every rule's points, and cap and floor adjustments as their own lines."""
+    fit = _fit(state, rules)[1]
+    values = _engagement_values(state, rules, _factor(state, rules, at))
+    raw = _raw(fit, values, rules)
+    score = _limit(raw, rules)
+    engagement_items = [
+        Item(name, group, value, tuple(state.rules[name].events)) for name, group, value in values
+    ]
+    for group, cap in compiled(rules).engagement_caps:
+        points = [v for _, g, v in values if g == group]
+        if points:
+            engagement_items.extend(_cap(group, cap, points))
+    if score != raw:
+        name = "cap:total" if score < raw else "floor"
+        engagement_items.append(Item(name, None, score - raw, ()))
+    return Score(
+        score=score,
+        fit=fit,
+        engagement=score - fit,
+        items=(*fit_items(state, rules), *engagement_items),
+    )
+
+
+def _cap(group: str | None, cap: float, points: list[float]) -> list[Item]:
+    total = math.fsum(points)
+    if total <= cap:
+        return []
+    return [Item(f"cap:{group}", group, cap - total, ())]
+
+
+def segment_of(score: float, rules: Rules) -> Segment:
+    if score >= rules.segments.high:
+        return Segment.HIGH
+    if score >= rules.segments.mid:
+        return Segment.MID
+    return Segment.LOW

@@ -1,0 +1,62 @@
+"""The scorer's Prometheus metrics, in a registry of their own (one per app)."""
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+@dataclass
+class ScorerMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.events = Counter(
+            "hotlead_scorer_events_total",
+            "Events read, by type and outcome (scored, no_rule, duplicate, bot, invalid).",
+            ["type", "outcome"],
+            registry=r,
+        )
+        self.duplicates = Counter(
+            "hotlead_scorer_duplicates_skipped_total",
+            "Events skipped as already applied (redelivery or repeated event id).",
+            registry=r,
+        )
+        self.handoffs = Counter(
+            "hotlead_scorer_handoffs_total",
+            "Hand-offs requested, by reason (threshold or the trigger's name).",
+            ["reason"],
+            registry=r,
+        )
+        self.segment_transitions = Counter(
+            "hotlead_scorer_segment_transitions_total",
+            "Segment changes emitted, by previous and new segment and cause (event or sweep).",
+            ["previous", "segment", "cause"],
+            registry=r,
+        )
+        self.lag = Histogram(
+            "hotlead_scorer_event_lag_seconds",
+            "From an event's time to the moment it was scored.",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400),
+            registry=r,
+        )
+        self.batch = Histogram(
+            "hotlead_scorer_batch_duration_seconds",
+            "Time to score a batch, emit its outputs and store its states.",
+            registry=r,
+        )
+        self.leads = Gauge(
+            "hotlead_scorer_leads",
+            "Leads in this worker's table (counted by the last sweep, plus new leads since).",
+            registry=r,
+        )
+        self._event_children: dict[tuple[str, str], Counter] = {}
+        self.sweeps = Counter("hotlead_scorer_sweeps_total", "Decay sweeps completed.", registry=r)
+
+    def count_event(self, event_type: str, outcome: str) -> None:
+        """events_total{type, outcome} += 1 (label children cached: this runs per event)."""
+        key = (event_type, outcome)
+        child = self._event_children.get(key)
+        if child is None:
+            child = self._event_children[key] = self.events.labels(event_type, outcome)
+        child.inc()

@@ -1,0 +1,54 @@
+"""The scorer's settings (HOTLEAD_* environment variables), built once in main."""
+
+from pathlib import Path
+
+from pydantic import Field
+
+from services.common.kafka_settings import KafkaSettings
+
+
+class ScorerSettings(KafkaSettings):
+    """How the scorer worker runs: rules, state store, web port, sweep."""
+
+    scorer_rules_file: Path | None = Field(
+        default=None, description="The rules file (YAML); unset: the built-in default rules."
+    )
+    scorer_app_id: str = Field(
+        default="hotlead-scorer",
+        description="faust app id: the consumer group and the prefix of the table's changelog.",
+    )
+    scorer_store: str = Field(
+        default="rocksdb://",
+        description="Table store: rocksdb:// (RocksDB via rocksdict, production) or memory://.",
+    )
+    scorer_datadir: Path = Field(
+        default=Path("var/scorer"),
+        description="Where the worker keeps its RocksDB files (one directory per worker).",
+    )
+    scorer_web_host: str = Field(
+        default="127.0.0.1",
+        description="Address the web server binds to and the host other workers route to.",
+    )
+    scorer_web_port: int = Field(
+        default=6066, ge=0, le=65535, description="Port of GET /leads/{id} and /metrics."
+    )
+    scorer_sweep_interval_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="Seconds between decay sweeps over quiet leads; 0 turns the sweep off.",
+    )
+    scorer_batch_size: int = Field(
+        default=500, ge=1, description="Events scored together before their outputs are flushed."
+    )
+    scorer_batch_within_s: float = Field(
+        default=0.05, gt=0, description="Longest wait for a batch to fill, in seconds."
+    )
+    scorer_standby_replicas: int = Field(
+        default=0, ge=0, description="Warm standby copies of the table on other workers."
+    )
+    scorer_session_timeout_s: float = Field(
+        default=30.0,
+        ge=6,
+        description="Kafka consumer session timeout: how soon a dead worker's partitions move.",
+    )
+    scorer_log_level: str = Field(default="INFO", description="Log level of the worker.")

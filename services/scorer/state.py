@@ -1,0 +1,124 @@
+"""A lead's scoring state: plain data, serialised to JSON bytes for the table.
+
+Times are event times in epoch seconds (floats); nothing here reads a clock.
+Floats survive the JSON round trip exactly (orjson writes the shortest repr),
+so a state restored from the changelog scores bit for bit like the original.
+"""
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+
+class HandoffStatus(StrEnum):
+    ARMED = "armed"
+    """May be handed off when it qualifies (and the cooldown has passed)."""
+    HANDED_OFF = "handed_off"
+    """Handed off; re-armed when the score falls below `rearm_below` or the CRM recycles it."""
+    HELD = "held"
+    """Sales accepted it: no new hand-off until the CRM recycles it."""
+    CLOSED = "closed"
+    """An opportunity or a customer: no new hand-off until the CRM recycles it."""
+
+
+@dataclass(slots=True)
+class RuleState:
+    """One engagement rule's part of a lead's score."""
+
+    value: float = 0.0
+    """Points, decayed to the lead's `as_of` (rules with `decay: false` keep their points)."""
+    count: int = 0
+    events: list[str] = field(default_factory=list)
+    """The most recent events that earned points (at most EVENTS_PER_RULE)."""
+    keys: list[str] = field(default_factory=list)
+    """once_per_asset: the assets already scored."""
+    times: list[float] = field(default_factory=list)
+    """window repeat: when it scored, within the window."""
+
+
+@dataclass(slots=True)
+class LeadState:
+    lead_id: str
+    attributes: dict[str, Any] = field(default_factory=dict)
+    attribute_events: dict[str, str] = field(default_factory=dict)
+    """Which event last set each attribute (fit breakdown)."""
+    as_of: float | None = None
+    """The latest event time seen; engagement values are decayed to it."""
+    rules: dict[str, RuleState] = field(default_factory=dict)
+    triggers: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
+    """Per trigger, the matching events (time, asset key) still inside its window."""
+    seen: dict[str, float] = field(default_factory=dict)
+    """Applied event ids -> the lead's `as_of` when applied, in arrival order (dedupe)."""
+    segment: str | None = None
+    segment_changes: int = 0
+    handoff_status: HandoffStatus = HandoffStatus.ARMED
+    handoffs: int = 0
+    """Qualification sequence: the number of hand-offs requested so far."""
+    last_handoff_at: float | None = None
+    last_handoff_id: str | None = None
+    crm_status: str | None = None
+    history: list[list[Any]] = field(default_factory=list)
+    """Recent scores, oldest first: [time, event id or None (sweep), score, fit, segment]."""
+    events_applied: int = 0
+    last_event_id: str | None = None
+    position: int | None = None
+    """The log position (source offset) of the last event read; redeliveries are at or before it."""
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(
+            {
+                "lead_id": self.lead_id,
+                "attributes": self.attributes,
+                "attribute_events": self.attribute_events,
+                "as_of": self.as_of,
+                "rules": {
+                    name: [r.value, r.count, r.events, r.keys, r.times]
+                    for name, r in self.rules.items()
+                },
+                "triggers": self.triggers,
+                "seen": self.seen,
+                "segment": self.segment,
+                "segment_changes": self.segment_changes,
+                "handoff_status": self.handoff_status.value,
+                "handoffs": self.handoffs,
+                "last_handoff_at": self.last_handoff_at,
+                "last_handoff_id": self.last_handoff_id,
+                "crm_status": self.crm_status,
+                "history": self.history,
+                "events_applied": self.events_applied,
+                "last_event_id": self.last_event_id,
+                "position": self.position,
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> "LeadState":
+        doc = orjson.loads(raw)
+        return cls(
+            lead_id=doc["lead_id"],
+            attributes=doc["attributes"],
+            attribute_events=doc["attribute_events"],
+            as_of=doc["as_of"],
+            rules={
+                name: RuleState(value, count, events, keys, times)
+                for name, (value, count, events, keys, times) in doc["rules"].items()
+            },
+            triggers={name: [(t, k) for t, k in hits] for name, hits in doc["triggers"].items()},
+            seen=doc["seen"],
+            segment=doc["segment"],
+            segment_changes=doc["segment_changes"],
+            handoff_status=HandoffStatus(doc["handoff_status"]),
+            handoffs=doc["handoffs"],
+            last_handoff_at=doc["last_handoff_at"],
+            last_handoff_id=doc["last_handoff_id"],
+            crm_status=doc["crm_status"],
+            history=doc["history"],
+            events_applied=doc["events_applied"],
+            last_event_id=doc["last_event_id"],
+            position=doc.get("position"),
+        )
+
+    def copy(self) -> "LeadState":
+        return LeadState.from_bytes(self.to_bytes())
