@@ -136,7 +136,7 @@ def main() -> int:
         "HOTLEAD_CLIENT_BURST": "1000000",
         "HOTLEAD_SOURCE_RATE_PER_S": "1000000",
         "HOTLEAD_SOURCE_BURST": "1000000",
-        "HOTLEAD_LOG_LEVEL": "WARNING",
+        "HOTLEAD_INGEST_LOG_LEVEL": "WARNING",
     }
     uvicorn_options = ["--no-access-log", "--log-level", "warning", "--workers", "1"]
     token = mint(TokenClaims(TokenKind.OPEN, "lead-bench", "em-1"), Keyring.parse(TOKEN_KEYS))

@@ -15,7 +15,7 @@ from services.handoff.settings import HandoffSettings
 
 def _run(args: argparse.Namespace) -> int:
     settings = HandoffSettings()
-    configure_logging(settings.log_level, json=True)
+    configure_logging(settings.handoff_log_level, json=True)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     asyncio.run(run_handoff(settings))
     return 0

@@ -97,4 +97,4 @@ class HandoffSettings(KafkaSettings):
         description="Days a finished hand-off's progress record is kept; keep it longer than "
         "the hand-off topic's retention, or a replayed record could be delivered again.",
     )
-    log_level: str = Field(default="INFO", description="Log level of the service.")
+    handoff_log_level: str = Field(default="INFO", description="Log level of the service.")

@@ -29,7 +29,7 @@ async def run(settings: IngestSettings, host: str, port: int) -> None:
 
 
 def serve(settings: IngestSettings, *, host: str | None = None, port: int | None = None) -> int:
-    configure_logging(settings.log_level, json=True)
+    configure_logging(settings.ingest_log_level, json=True)
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     asyncio.run(run(settings, host or settings.ingest_host, port or settings.ingest_port))
     return 0

@@ -37,7 +37,7 @@ class IngestSettings(KafkaSettings):
         default="http://127.0.0.1:8000",
         description="Base URL of this service as email recipients reach it (for minted URLs).",
     )
-    log_level: str = Field(default="INFO", description="Log level of the JSON logs.")
+    ingest_log_level: str = Field(default="INFO", description="Log level of the JSON logs.")
     token_keys: SecretStr = Field(
         default=SecretStr(""),
         description="Pixel/click signing keys, `kid:secret,kid:secret` (secrets >= 16 bytes). "

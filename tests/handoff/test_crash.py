@@ -80,7 +80,7 @@ async def test_sigkill_mid_stream_then_restart_delivers_all_without_duplicate_re
         fake_slack,
         handoff_port=port,
         handoff_concurrency=CONCURRENCY,
-        log_level="WARNING",
+        handoff_log_level="WARNING",
         slack_lookup_before_repost=lookup,
     )
     log = tmp_path / "handoff.log"
@@ -174,7 +174,7 @@ async def test_sigkill_inside_the_window_what_the_lookup_saves(
         fake_slack,
         handoff_port=port,
         handoff_concurrency=CONCURRENCY,
-        log_level="WARNING",
+        handoff_log_level="WARNING",
         slack_lookup_before_repost=lookup,
     )
     log = tmp_path / "handoff.log"
