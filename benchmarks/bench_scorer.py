@@ -250,7 +250,8 @@ async def main() -> None:
         [
             "## Scorer",
             "",
-            f"Measured {when} by `make bench` (`python -m benchmarks.bench_scorer`) on {hardware()},",
+            f"Measured {when} by `make bench` (`python -m benchmarks.bench_scorer`) "
+            f"on {hardware()},",
             "with the local single-node Kafka broker on the same machine (shared with other work).",
             "",
             f"Corpus: {count:,} events for {args.leads:,} leads (tests/scorer/corpus.py: email,",
