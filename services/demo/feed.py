@@ -1,6 +1,7 @@
 """Play the personas against a running ingest, over its public HTTP API."""
 
 import asyncio
+import secrets
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -38,18 +39,20 @@ class DemoFeed:
         target: FeedTarget,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        run_id: str | None = None,
     ) -> None:
         self.client = client
         self.target = target
         self.clock = clock
         self.stats = FeedStats()
+        self.run_id = run_id or secrets.token_hex(2)
 
     async def run(self, *, rate: float, cycles: int = 0) -> FeedStats:
         """Send `rate` bursts per second; `cycles` 0 runs until cancelled."""
         cycle = 0
         while cycles == 0 or cycle < cycles:
             cycle += 1
-            for burst in cycle_steps(cycle, self.clock()):
+            for burst in cycle_steps(cycle, self.clock(), self.run_id):
                 started = time.monotonic()
                 await asyncio.gather(*(self.send(step) for step in burst))
                 await asyncio.sleep(max(0.0, 1.0 / rate - (time.monotonic() - started)))

@@ -1,7 +1,7 @@
 """The people the demo simulates, as scripts of steps (pure: no I/O, no clock).
 
-Each cycle brings a new set of people (lead ids carry the cycle number), so
-a long-running demo keeps producing fresh hand-offs:
+Each cycle brings a new set of people (lead ids carry the run and the cycle),
+so a long-running or restarted demo keeps producing fresh hand-offs:
 
 - an executive who reads the newsletter, clicks through and views the
   pricing page: qualifies at once (pricing page with a score of 50 or more);
@@ -67,9 +67,9 @@ def _event(
     return Step(persona, StepKind.EVENT, lead, body=body)
 
 
-def executive(cycle: int, now: datetime) -> list[Step]:
-    lead, who = f"demo-{cycle}-exec", "executive"
-    email = f"nl-{cycle}"
+def executive(batch: str, now: datetime) -> list[Step]:
+    lead, who = f"demo-{batch}-exec", "executive"
+    email = f"nl-{batch}"
     return [
         Step(
             who,
@@ -96,15 +96,15 @@ def executive(cycle: int, now: datetime) -> list[Step]:
                 "url": f"{SITE}/pricing",
                 "title": "料金プラン",
                 "referrer": f"{SITE}/blog/ma-nurturing",
-                "anonymous_id": f"anon-exec-{cycle}",
+                "anonymous_id": f"anon-exec-{batch}",
                 "lead_id": lead,
             },
         ),
     ]
 
 
-def researcher(cycle: int, now: datetime) -> list[Step]:
-    lead, who = f"demo-{cycle}-research", "researcher"
+def researcher(batch: str, now: datetime) -> list[Step]:
+    lead, who = f"demo-{batch}-research", "researcher"
     steps = [
         Step(
             who,
@@ -132,12 +132,12 @@ def researcher(cycle: int, now: datetime) -> list[Step]:
     for days_ago, kind, asset, path in downloads:
         data = {"asset_id": asset, "asset_type": kind, "url": SITE + path}
         at = now - timedelta(days=days_ago)
-        steps.append(_event(who, lead, "asset.downloaded", data, at, f"demo-{cycle}-dl-{asset}"))
+        steps.append(_event(who, lead, "asset.downloaded", data, at, f"demo-{batch}-dl-{asset}"))
     return steps
 
 
-def competitor(cycle: int, now: datetime) -> list[Step]:
-    lead, who = f"demo-{cycle}-rival", "competitor"
+def competitor(batch: str, now: datetime) -> list[Step]:
+    lead, who = f"demo-{batch}-rival", "competitor"
     return [
         Step(
             who,
@@ -158,7 +158,7 @@ def competitor(cycle: int, now: datetime) -> list[Step]:
             body={
                 "url": f"{SITE}/pricing",
                 "title": "料金プラン",
-                "anonymous_id": f"anon-rival-{cycle}",
+                "anonymous_id": f"anon-rival-{batch}",
                 "lead_id": lead,
             },
         ),
@@ -169,16 +169,16 @@ def competitor(cycle: int, now: datetime) -> list[Step]:
             body={
                 "url": f"{SITE}/careers",
                 "title": "採用情報",
-                "anonymous_id": f"anon-rival-{cycle}",
+                "anonymous_id": f"anon-rival-{batch}",
                 "lead_id": lead,
             },
         ),
     ]
 
 
-def scanned_corporate(cycle: int, now: datetime) -> list[Step]:
-    lead, who = f"demo-{cycle}-gateway", "scanner"
-    email = f"nl-{cycle}"
+def scanned_corporate(batch: str, now: datetime) -> list[Step]:
+    lead, who = f"demo-{batch}-gateway", "scanner"
+    email = f"nl-{batch}"
     links = ["/pricing", "/cases/acme", "/resources/nurturing.pdf", "/contact"]
     steps = [
         Step(
@@ -213,9 +213,9 @@ def scanned_corporate(cycle: int, now: datetime) -> list[Step]:
     return steps
 
 
-def unsubscriber(cycle: int, now: datetime) -> list[Step]:
-    lead, who = f"demo-{cycle}-unsub", "unsubscriber"
-    email = f"nl-{cycle}"
+def unsubscriber(batch: str, now: datetime) -> list[Step]:
+    lead, who = f"demo-{batch}-unsub", "unsubscriber"
+    email = f"nl-{batch}"
     return [
         Step(
             who,
@@ -235,12 +235,12 @@ def unsubscriber(cycle: int, now: datetime) -> list[Step]:
             "email.unsubscribed",
             {"email_id": email, "campaign_id": "demo-nurture", "scope": "all"},
             now,
-            f"demo-{cycle}-unsub",
+            f"demo-{batch}-unsub",
         ),
     ]
 
 
-def anonymous_visitors(cycle: int, now: datetime) -> list[Step]:
+def anonymous_visitors(batch: str, now: datetime) -> list[Step]:
     pages = [
         ("/", "ホーム"),
         ("/features", "機能"),
@@ -255,7 +255,7 @@ def anonymous_visitors(cycle: int, now: datetime) -> list[Step]:
             body={
                 "url": SITE + path,
                 "title": title,
-                "anonymous_id": f"anon-{cycle}-{n % 2}",
+                "anonymous_id": f"anon-{batch}-{n % 2}",
             },
         )
         for n, (path, title) in enumerate(pages)
@@ -275,10 +275,12 @@ def _bursts(script: list[Step]) -> list[list[Step]]:
     return bursts
 
 
-def cycle_steps(cycle: int, now: datetime) -> list[list[Step]]:
+def cycle_steps(cycle: int, now: datetime, run: str = "r") -> list[list[Step]]:
     """One cycle: the personas' scripts interleaved, each kept in its own order.
-    Each item is a burst: steps sent at once; the feed paces bursts."""
-    scripts = [_bursts(persona(cycle, now)) for persona in PERSONAS]
+    Each item is a burst: steps sent at once; the feed paces bursts. Lead and
+    event ids carry `run` and `cycle`, so every run and cycle meets new people."""
+    batch = f"{run}-{cycle}"
+    scripts = [_bursts(persona(batch, now)) for persona in PERSONAS]
     bursts: list[list[Step]] = []
     for position in range(max(len(script) for script in scripts)):
         bursts.extend(script[position] for script in scripts if position < len(script))

@@ -6,11 +6,13 @@ slot; nothing is dropped.
 """
 
 import asyncio
+import html
+import re
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 from services.handoff.slack_message import SlackMessage
 
@@ -41,6 +43,32 @@ class Notifier(Protocol):
         ...
 
 
+_SLACK_LINK = re.compile(r"<([^|>]+)\|([^>]+)>")
+
+
+def _plain(mrkdwn: str) -> str:
+    """Slack mrkdwn as a terminal shows it: links as `label (url)`, no escapes, no stars."""
+    text = _SLACK_LINK.sub(r"\2 (\1)", mrkdwn).replace("*", "")
+    return html.unescape(text)
+
+
+def blocks_as_text(blocks: list[dict[str, Any]]) -> list[str]:
+    """The lines a Block Kit message would show, for the console."""
+    lines: list[str] = []
+    for block in blocks:
+        if block["type"] == "header":
+            lines.append(block["text"]["text"])
+        elif block["type"] == "section":
+            if "fields" in block:
+                fields = [_plain(f["text"]).replace("\n", ": ", 1) for f in block["fields"]]
+                lines.append("   ".join(fields))
+            if "text" in block:
+                lines.extend(_plain(block["text"]["text"]).splitlines())
+        elif block["type"] == "context":
+            lines.extend(_plain(e["text"]) for e in block["elements"] if "text" in e)
+    return lines
+
+
 @dataclass
 class ConsoleNotifier:
     """Prints alerts: what runs with nothing configured, so the pipeline works offline."""
@@ -55,7 +83,9 @@ class ConsoleNotifier:
     ) -> Posted:
         self.posted += 1
         where = channel or "console"
-        print(f"[hotlead alert -> {where}] {message.text}", file=self.stream, flush=True)
+        lines = blocks_as_text(message.blocks) if message.blocks else [message.text]
+        body = "\n".join(f"  | {line}" for line in lines)
+        print(f"[hotlead alert -> {where}]\n{body}", file=self.stream, flush=True)
         return Posted(where, None)
 
     async def find(self, channel: str | None, handoff_id: str, since: datetime) -> Posted | None:

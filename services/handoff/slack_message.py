@@ -64,6 +64,11 @@ def _lead_name(handoff: HandoffRequestedData) -> str:
     return name or lead.email or handoff.lead_id
 
 
+def points(value: float) -> str:
+    """A score or points as people read them: one decimal at most (75, 56.4, +2.5)."""
+    return f"{round(value, 1):g}"
+
+
 def top_behaviours(handoff: HandoffRequestedData, limit: int = 3) -> list[tuple[str, float]]:
     """The engagement rules that earned most, biggest first (fit rules left out)."""
     items = [item for item in handoff.breakdown if (item.group or "") != "fit"]
@@ -85,7 +90,7 @@ def build_alert(
     owner = mention(rep_slack_id) or "_unassigned: team, please pick it up_"
     behaviours = top_behaviours(handoff)
     behaviour_lines = (
-        "\n".join(f"• {escape(rule)} (+{points:g})" for rule, points in behaviours) or "• -"
+        "\n".join(f"• {escape(rule)} (+{points(earned)})" for rule, earned in behaviours) or "• -"
     )
     record = link(crm_url, f"Open in {crm_name or 'CRM'}") if crm_url else "_no CRM record_"
     blocks: list[Block] = [
@@ -101,7 +106,7 @@ def build_alert(
                 {"type": "mrkdwn", "text": _clip(f"*Title*\n{title}")},
                 {
                     "type": "mrkdwn",
-                    "text": f"*Score*\n{handoff.score:g} ({escape(handoff.segment.value)})",
+                    "text": f"*Score*\n{points(handoff.score)} ({escape(handoff.segment.value)})",
                 },
             ],
         },
@@ -129,7 +134,8 @@ def build_alert(
         },
     ]
     text = _clip(
-        f"Hot lead {who} ({company}), score {handoff.score:g}: {escape(handoff.reason.detail)}"
+        f"Hot lead {who} ({company}), score {points(handoff.score)}: "
+        f"{escape(handoff.reason.detail)}"
     )
     return SlackMessage(text=text, blocks=blocks, handoff_id=handoff.handoff_id)
 

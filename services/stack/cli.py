@@ -16,6 +16,12 @@ from services.stack.supervisor import ProcessSpec, run_supervised
 DEFAULT_PIDFILE = Path("var/run/stack.pid")
 
 
+def _defaults(**values: str) -> dict[str, str]:
+    """`values`, except where the environment already says otherwise: the console
+    stays readable (warnings and alerts only) unless the user asks for more."""
+    return {key: os.environ.get(key, value) for key, value in values.items()}
+
+
 def pipeline_specs(*, demo_rate: float, with_demo: bool = True) -> list[ProcessSpec]:
     """The pipeline's processes, in start order, with their default ports."""
     hotlead = [sys.executable, "-m", "services.cli"]
@@ -24,17 +30,26 @@ def pipeline_specs(*, demo_rate: float, with_demo: bool = True) -> list[ProcessS
             "ingest",
             [*hotlead, "ingest"],
             ready_url="http://127.0.0.1:8000/readyz",
-            env={
-                "HOTLEAD_BEACON_ORIGINS": os.environ.get(
-                    "HOTLEAD_BEACON_ORIGINS", "http://demo.localhost"
-                )
-            },
+            env=_defaults(
+                HOTLEAD_BEACON_ORIGINS="http://demo.localhost", HOTLEAD_INGEST_LOG_LEVEL="WARNING"
+            ),
         ),
-        ProcessSpec("scorer", [*hotlead, "scorer"], ready_url="http://127.0.0.1:6066/metrics"),
-        ProcessSpec("handoff", [*hotlead, "handoff"], ready_url="http://127.0.0.1:8002/readyz"),
+        ProcessSpec(
+            "scorer",
+            [*hotlead, "scorer"],
+            ready_url="http://127.0.0.1:6066/metrics",
+            env=_defaults(HOTLEAD_SCORER_LOG_LEVEL="WARNING"),
+        ),
+        ProcessSpec(
+            "handoff",
+            [*hotlead, "handoff"],
+            ready_url="http://127.0.0.1:8002/readyz",
+            env=_defaults(HOTLEAD_HANDOFF_LOG_LEVEL="WARNING"),
+        ),
     ]
     if with_demo:
-        specs.append(ProcessSpec("demo", [*hotlead, "demo", "--rate", str(demo_rate)]))
+        demo = [*hotlead, "demo", "--rate", str(demo_rate), "--log-level", "WARNING"]
+        specs.append(ProcessSpec("demo", demo))
     return specs
 
 

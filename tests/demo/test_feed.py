@@ -27,7 +27,10 @@ async def played() -> AsyncIterator[MemoryPublisher]:
         httpx.AsyncClient(transport=transport, base_url="http://ingest") as client,
     ):
         feed = DemoFeed(
-            client, FeedTarget("http://ingest", API_KEY, KEYRING, ORIGIN), clock=lambda: NOW
+            client,
+            FeedTarget("http://ingest", API_KEY, KEYRING, ORIGIN),
+            clock=lambda: NOW,
+            run_id="t",
         )
         stats = await feed.run(rate=1000, cycles=1)
         assert sum(stats.failed.values()) == 0, stats.failed
@@ -43,12 +46,12 @@ def by_lead(publisher: MemoryPublisher, lead: str) -> list[tuple[str, str | None
 
 
 async def test_every_step_reaches_kafka_as_an_event(played: MemoryPublisher) -> None:
-    steps = sum(len(burst) for burst in cycle_steps(1, NOW))
+    steps = sum(len(burst) for burst in cycle_steps(1, NOW, "t"))
     assert len(played.on(make_settings().topic(EVENTS))) == steps
 
 
 async def test_the_executive_reads_the_pricing_page_as_a_person(played: MemoryPublisher) -> None:
-    assert by_lead(played, "demo-1-exec") == [
+    assert by_lead(played, "demo-t-1-exec") == [
         ("lead.updated", None),
         ("email.opened", None),
         ("email.clicked", None),
@@ -57,7 +60,7 @@ async def test_the_executive_reads_the_pricing_page_as_a_person(played: MemoryPu
 
 
 async def test_the_link_scanner_and_apple_mpp_are_flagged(played: MemoryPublisher) -> None:
-    events = by_lead(played, "demo-1-gateway")
+    events = by_lead(played, "demo-t-1-gateway")
     assert events[0] == ("lead.updated", None)
     assert events[1] == ("email.opened", "apple_mpp")
     clicks = events[2:]
@@ -69,14 +72,16 @@ async def test_the_researcher_downloads_over_weeks(played: MemoryPublisher) -> N
     downloads = [
         e
         for e in played.on(make_settings().topic(EVENTS))
-        if e.subject == "demo-1-research" and e.type is EventType.ASSET_DOWNLOADED
+        if e.subject == "demo-t-1-research" and e.type is EventType.ASSET_DOWNLOADED
     ]
     assert len(downloads) == 5
     assert NOW - min(e.time for e in downloads) == timedelta(days=21)
 
 
 def test_each_cycle_brings_new_people() -> None:
-    first = {step.lead_id for burst in cycle_steps(1, NOW) for step in burst}
-    second = {step.lead_id for burst in cycle_steps(2, NOW) for step in burst}
+    first = {step.lead_id for burst in cycle_steps(1, NOW, "a") for step in burst}
+    second = {step.lead_id for burst in cycle_steps(2, NOW, "a") for step in burst}
+    other_run = {step.lead_id for burst in cycle_steps(1, NOW, "b") for step in burst}
     assert not (first - {None}) & second
+    assert not (first - {None}) & other_run
     assert len(PERSONAS) == 6

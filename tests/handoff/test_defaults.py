@@ -43,4 +43,6 @@ async def test_console_notifier_and_no_crm_when_nothing_is_configured(
         await publisher.stop()
     assert steps == [OutcomeStep.ASSIGNED, OutcomeStep.NOTIFIED]  # no CRM step
     printed = capsys.readouterr().out
-    assert "[hotlead alert -> console] Hot lead Yamada Taro (Example KK), score 72" in printed
+    assert "[hotlead alert -> console]\n  | Hot lead: Yamada Taro\n" in printed
+    assert "Company: Example KK" in printed
+    assert "Score: 72 (high)" in printed

@@ -10,6 +10,7 @@ from services.handoff.slack_message import (
     escape,
     lead_summary,
     link,
+    points,
     safe_url,
 )
 from tests.handoff.samples import handoff_data
@@ -100,3 +101,25 @@ def test_escaped_text_has_no_control_characters(text: str) -> None:
     assert "<" not in escaped
     assert ">" not in escaped
     assert escaped.replace("&amp;", "").count("&") == escaped.count("&lt;") + escaped.count("&gt;")
+
+
+def test_the_console_shows_the_alert_as_plain_lines() -> None:
+    from services.handoff.notify import blocks_as_text
+
+    message = build_alert(
+        handoff_data(job_title="<!channel> CEO & founder"),
+        rep_slack_id="U0REPA",
+        crm_url="https://crm.example/lead/1",
+        crm_name="Salesforce",
+    )
+    lines = blocks_as_text(message.blocks)
+    assert lines[0].startswith("Hot lead: ")
+    assert any("Title: <!channel> CEO & founder" in line for line in lines)
+    assert any("Open in Salesforce (https://crm.example/lead/1)" in line for line in lines)
+    assert not any("&lt;" in line or "*" in line for line in lines)
+
+
+def test_scores_are_shown_with_one_decimal_at_most() -> None:
+    assert points(75.0) == "75"
+    assert points(56.3865) == "56.4"
+    assert points(2.25) == "2.2"
