@@ -54,6 +54,8 @@ class Supervisor:
         self.out = out
         self.children: list[Child] = []
         self._stop = asyncio.Event()
+        self.ready = asyncio.Event()
+        """Set once every process has started (and answered, where it has a ready_url)."""
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -71,6 +73,7 @@ class Supervisor:
                 self._say("supervisor", f"start-up failed: {exc}")
                 return 1
             self._say("supervisor", "all processes are up; Ctrl-C or 'make stop' stops them")
+            self.ready.set()
             exited = [asyncio.ensure_future(c.process.wait()) for c in self.children]
             stop = asyncio.ensure_future(self._stop.wait())
             done, _ = await asyncio.wait([stop, *exited], return_when=asyncio.FIRST_COMPLETED)
