@@ -70,8 +70,10 @@ schemas: setup ## regenerate the JSON Schema files from the models
 docs: setup ## regenerate the configuration table in docs/configuration.md
 	$(BIN)/python -m services.common.config_docs
 
-bench: setup ## the benchmarks (each benchmarks/bench_*.py), results written to docs/BENCHMARKS.md
+bench: setup ## the benchmarks (each benchmarks/bench_*.py) on the real broker; results in docs/BENCHMARKS.md
 	@command -v wrk >/dev/null || { echo "make bench: needs wrk (apt-get install wrk)"; exit 1; }
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
+	$(KAFKA) up
 	for bench in benchmarks/bench_*.py; do $(BIN)/python -m benchmarks.$$(basename $$bench .py) || exit 1; done
 
 clean: ## remove caches (keeps .venv and the broker's jars and data)

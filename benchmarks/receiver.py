@@ -43,7 +43,7 @@ class Receiver:
                 self.duplicates += 1
             else:
                 self.arrivals[ident] = now
-        headers = [(b"content-type", b"application/json")]
+        headers = [(b"content-type", b"text/plain")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": self.response})
 
