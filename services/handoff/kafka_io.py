@@ -1,43 +1,19 @@
 """The Kafka side: one durable producer (events and keyed state) and reading a compacted topic."""
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from schemas.codec import encode_event, encode_key
-from schemas.envelope import CloudEvent
 from services.common.errors import KafkaUnavailableError
+from services.common.publisher import KafkaPublisher
 from services.handoff.state import Record
 
 
-class HandoffProducer:
-    """acks=all, idempotent: a returned call means the cluster has the record.
-    Implements both `Publisher` (events) and `KeyedStore` (state records)."""
+class HandoffProducer(KafkaPublisher):
+    """The shared durable publisher (acks=all, idempotent), which also writes raw
+    keyed state records: both `Publisher` (events) and `KeyedStore` (state)."""
 
     def __init__(self, bootstrap: str) -> None:
-        self.bootstrap = bootstrap
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=1,
-            request_timeout_ms=10_000,
-        )
-
-    async def start(self) -> None:
-        try:
-            await self._producer.start()
-        except (KafkaError, OSError) as exc:
-            await self._producer.stop()
-            raise KafkaUnavailableError(self.bootstrap, exc) from exc
-
-    async def stop(self) -> None:
-        await self._producer.stop()
-
-    async def publish(self, topic: str, event: CloudEvent) -> None:
-        try:
-            await self._producer.send_and_wait(topic, encode_event(event), key=encode_key(event))
-        except KafkaError as exc:
-            raise KafkaUnavailableError(self.bootstrap, exc) from exc
+        super().__init__(bootstrap, linger_ms=1)
 
     async def put(self, topic: str, key: str, value: bytes | None) -> None:
         try:
