@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600)
+# Sales answers in minutes to days: 5 min .. 1 week.
+SALES_BUCKETS = (300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 345600, 604800)
 
 
 @dataclass
@@ -42,6 +44,14 @@ class HandoffMetrics:
             "From Slack's acceptance to the progress record being durable: the window in "
             "which a crash re-posts the alert.",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=r,
+        )
+        self.qualified_to_sales_status_seconds = Histogram(
+            "hotlead_handoff_qualified_to_sales_status_seconds",
+            "From the qualifying event's time to sales' first CRM status on the hand-off "
+            "(accepted, rejected, opportunity, won, lost).",
+            ["status"],
+            buckets=SALES_BUCKETS,
             registry=r,
         )
         self.alerts_recovered = Counter(
