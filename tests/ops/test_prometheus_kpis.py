@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,11 @@ import httpx
 import pytest
 import yaml
 
+from schemas.codec import decode_event
+from schemas.events import HandoffRequested
+from schemas.topics import HANDOFFS
 from services.common.kafka_settings import KafkaSettings
+from services.common.publisher import KafkaPublisher
 from services.ingest.tokens import Keyring, mint_click_url, mint_open_url
 from tests.ops.tools import PROMETHEUS_DIR, require_tool
 
@@ -72,58 +77,102 @@ def stop(process: subprocess.Popen[str]) -> str:
     return stderr or ""
 
 
-@pytest.fixture
-def ingest(kafka_settings: KafkaSettings) -> Iterator[str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "HOTLEAD_KAFKA_BOOTSTRAP": kafka_settings.kafka_bootstrap,
-        "HOTLEAD_TOPIC_PREFIX": kafka_settings.topic_prefix,
-        "HOTLEAD_TOKEN_KEYS": KEYS,
-        "HOTLEAD_TOKEN_ACTIVE_KEY": "ops1",
-    }
+def service(args: list[str], env: dict[str, str], base: str) -> Iterator[str]:
     process = subprocess.Popen(
-        [HOTLEAD, "ingest", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [HOTLEAD, *args], env={**os.environ, **env},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"hotlead {args[0]} exited with {process.returncode}")
+        return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
+
     try:
-        wait_until(lambda: httpx.get(f"{base}/readyz", timeout=2).status_code == 200, 30, "ready")
+        try:
+            wait_until(ready, 30, args)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{stop(process)[-3000:]}") from None
         yield base
     finally:
         stderr = stop(process)
         assert "Traceback" not in stderr, stderr[-3000:]
 
 
+def kafka_env(settings: KafkaSettings) -> dict[str, str]:
+    return {
+        "HOTLEAD_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "HOTLEAD_TOPIC_PREFIX": settings.topic_prefix,
+        "HOTLEAD_EVENTS_PARTITIONS": str(settings.events_partitions),
+        "HOTLEAD_PARTITIONS": str(settings.partitions),
+    }
+
+
 @pytest.fixture
-def prometheus(ingest: str, tmp_path: Path) -> Iterator[str]:
-    """Prometheus with the shipped configuration: 1 s intervals, the ingest target moved to
-    the test's port, the other services left out (nothing of them runs here)."""
-    binary = require_tool("prometheus", "prometheus")
-    config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
-    config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
-    config["rule_files"] = [str(PROMETHEUS_DIR / pattern) for pattern in config["rule_files"]]
-    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    assert set(jobs) == {"hotlead-ingest", "hotlead-scorer", "hotlead-handoff"}
-    jobs["hotlead-ingest"]["static_configs"] = [{"targets": [ingest.removeprefix("http://")]}]
-    config["scrape_configs"] = [jobs["hotlead-ingest"]]
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+def ingest(kafka_settings: KafkaSettings) -> Iterator[str]:
     port = free_port()
-    process = subprocess.Popen(
-        [
+    env = {
+        **kafka_env(kafka_settings),
+        "HOTLEAD_TOKEN_KEYS": KEYS,
+        "HOTLEAD_TOKEN_ACTIVE_KEY": "ops1",
+    }
+    args = ["ingest", "--host", "127.0.0.1", "--port", str(port)]
+    yield from service(args, env, f"http://127.0.0.1:{port}")
+
+
+@pytest.fixture
+def handoff(kafka_settings: KafkaSettings, unique: str) -> Iterator[str]:
+    """`hotlead handoff` on its defaults (console notifier, no CRM)."""
+    port = free_port()
+    env = {
+        **kafka_env(kafka_settings),
+        "HOTLEAD_HANDOFF_HOST": "127.0.0.1",
+        "HOTLEAD_HANDOFF_PORT": str(port),
+        "HOTLEAD_HANDOFF_GROUP_ID": f"ops-test-{unique}",
+    }
+    yield from service(["handoff"], env, f"http://127.0.0.1:{port}")
+
+
+@pytest.fixture
+def start_prometheus(tmp_path: Path) -> Iterator[Any]:
+    """Start Prometheus with the shipped configuration: 1 s intervals, the given jobs'
+    targets moved to the test's ports, the other jobs left out (they do not run here)."""
+    binary = require_tool("prometheus", "prometheus")
+    processes: list[subprocess.Popen[str]] = []
+
+    def start(targets: dict[str, str]) -> str:
+        config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+        config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+        config["rule_files"] = [str(PROMETHEUS_DIR / pattern) for pattern in config["rule_files"]]
+        jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+        assert set(jobs) == {"hotlead-ingest", "hotlead-scorer", "hotlead-handoff"}
+        for job, base in targets.items():
+            jobs[job]["static_configs"] = [{"targets": [base.removeprefix("http://")]}]
+        config["scrape_configs"] = [jobs[job] for job in targets]
+        (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+        port = free_port()
+        command = [
             binary,
             f"--config.file={tmp_path / 'prometheus.yml'}",
             f"--storage.tsdb.path={tmp_path / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: httpx.get(f"{base}/-/ready", timeout=2).status_code == 200, 30, "ready")
-        yield base
-    finally:
+        ]
+        processes.append(
+            subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        )
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: httpx.get(f"{base}/-/ready", timeout=2).status_code == 200, 30, "up")
+        return base
+
+    yield start
+    for process in processes:
         stop(process)
+
+
+@pytest.fixture
+def prometheus(ingest: str, start_prometheus: Any) -> str:
+    base: str = start_prometheus({"hotlead-ingest": ingest})
+    return base
 
 
 def query(prometheus: str, expr: str) -> dict[str, float]:
@@ -221,3 +270,92 @@ def test_kpi_rules_on_a_real_prometheus_scraping_ingest(ingest: str, prometheus:
     assert statuses["status=won"] == 0
     # the rules that need the scorer or handoff give no value without them (not zero)
     assert query(prometheus, "hotlead:handoff_opportunity_ratio:1d") == {}
+
+
+async def test_qualification_to_acceptance_rules_on_a_real_prometheus_scraping_handoff(
+    kafka_settings: KafkaSettings, ingest: str, handoff: str, start_prometheus: Any
+) -> None:
+    """A hand-off qualified at T is delivered by `hotlead handoff`; sales accepts it at
+    T + 40 min through ingest's CRM feedback; the rules give 40 min (mean) and 45 min
+    (median, interpolated in the 30-60 min bucket)."""
+    prometheus = start_prometheus({"hotlead-ingest": ingest, "hotlead-handoff": handoff})
+    count = "hotlead_handoff_qualified_to_sales_status_seconds_count"
+    first = wait_until(lambda: query(prometheus, f'{count}{{status="accepted"}}'), 30, "a scrape")
+    assert list(first.values()) == [0.0]
+
+    example = (Path(__file__).parents[2] / "schemas/examples/handoff.requested.json").read_bytes()
+    template = decode_event(example)
+    assert isinstance(template, HandoffRequested)
+    qualified = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    handoff_id = "ho-ops-lead-1-1"
+    event = template.model_copy(
+        update={
+            "id": handoff_id,
+            "subject": "ops-lead-1",
+            "time": qualified,
+            "data": template.data.model_copy(
+                update={
+                    "handoff_id": handoff_id,
+                    "lead_id": "ops-lead-1",
+                    "trigger_event_time": qualified,
+                }
+            ),
+        }
+    )
+    publisher = KafkaPublisher(kafka_settings.kafka_bootstrap)
+    await publisher.start()
+    try:
+        await publisher.publish(kafka_settings.topic(HANDOFFS), event)
+    finally:
+        await publisher.stop()
+    delivered = 'hotlead_handoff_handoffs_total{result="delivered"} 1.0'
+    wait_until(lambda: delivered in httpx.get(f"{handoff}/metrics").text, 30, "the delivery")
+
+    accepted_at = (qualified + timedelta(minutes=40)).isoformat()
+    observed = f'{count}{{status="accepted"}} 1.0'
+    attempt = 0
+
+    def accepted() -> bool:
+        """Send the acceptance (again: the feedback consumer starts at the log's end and
+        may not have its partitions yet) until handoff observed it."""
+        nonlocal attempt
+        attempt += 1
+        feedback = {
+            "id": f"crm-accept-{attempt}",
+            "lead_id": "ops-lead-1",
+            "status": "accepted",
+            "handoff_id": handoff_id,
+            "time": accepted_at,
+        }
+        answer = httpx.post(f"{ingest}/v1/crm/feedback", json=feedback, headers=API, timeout=10)
+        assert answer.status_code == 200, answer.text
+        return wait_quietly(lambda: observed in httpx.get(f"{handoff}/metrics").text, 3)
+
+    wait_until(accepted, 40, "handoff to observe the acceptance")
+
+    expected = {
+        "hotlead:qualified_to_accepted_seconds:mean_1d": 2400.0,
+        "hotlead:qualified_to_accepted_seconds:p50_1d": 2700.0,
+        "hotlead:qualified_to_accepted_seconds:p90_1d": 1800.0 + 1800.0 * 0.9,
+    }
+
+    def values() -> dict[str, float]:
+        return {name: query(prometheus, name).get("", math.nan) for name in expected}
+
+    def settled() -> bool:
+        got = values()
+        return all(math.isclose(got[n], v, rel_tol=1e-9) for n, v in expected.items())
+
+    wait_until(settled, 20, f"the rules to give {expected}")
+    got = values()
+    for name, value in expected.items():
+        assert math.isclose(got[name], value, rel_tol=1e-9), (name, got[name], value)
+    assert query(prometheus, 'hotlead_handoff_handoffs_total{result="dead_lettered"}') != {}
+
+
+def wait_quietly(check: Any, timeout_s: float) -> bool:
+    try:
+        wait_until(check, timeout_s, "")
+    except AssertionError:
+        return False
+    return True
