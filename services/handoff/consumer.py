@@ -21,6 +21,7 @@ from schemas.events import CrmStatusChanged, EventRejected, HandoffRequested
 from schemas.topics import HANDOFFS
 from services.common.logging import get_logger
 from services.handoff.delivery import Deliverer
+from services.handoff.metrics import HandoffMetrics
 from services.handoff.progress import awaiting_sales
 from services.handoff.state import AssignmentBook, ProgressBook
 
@@ -122,11 +123,16 @@ class FeedbackConsumer:
     MARKER = EventType.CRM_STATUS_CHANGED.value.encode()
 
     def __init__(
-        self, consumer: AIOKafkaConsumer, assignments: AssignmentBook, progress: ProgressBook
+        self,
+        consumer: AIOKafkaConsumer,
+        assignments: AssignmentBook,
+        progress: ProgressBook,
+        metrics: HandoffMetrics | None = None,
     ) -> None:
         self._consumer = consumer
         self._assignments = assignments
         self._progress = progress
+        self._metrics = metrics
 
     async def run(self, stop: asyncio.Event) -> None:
         await _consume(self._consumer, self._handle, stop, 500)
@@ -151,4 +157,10 @@ class FeedbackConsumer:
         ) or self._progress.latest_for_lead(event.subject)
         if progress is not None and awaiting_sales(progress):
             await self._progress.save(progress.model_copy(update={"crm_status": data.status}))
+            qualified_at = progress.qualified_at or progress.notified_at
+            if self._metrics is not None and qualified_at is not None:
+                waited = max(0.0, (event.time - qualified_at).total_seconds())
+                self._metrics.qualified_to_sales_status_seconds.labels(data.status.value).observe(
+                    waited
+                )
         log.info("crm_status_applied", lead_id=event.subject, status=data.status.value)

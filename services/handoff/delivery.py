@@ -77,6 +77,7 @@ class Deliverer:
                 handoff_id=handoff.handoff_id,
                 lead_id=handoff.lead_id,
                 summary=lead_summary(handoff),
+                qualified_at=handoff.trigger_event_time,
             )
         elif progress.status is Status.DEAD_LETTERED:  # redriven: a fresh set of attempts
             progress = await self.progress.save(

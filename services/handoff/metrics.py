@@ -4,7 +4,11 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from schemas.data import CrmStatus
+
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600)
+# Sales answers in minutes to days: 5 min .. 1 week.
+SALES_BUCKETS = (300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 345600, 604800)
 
 
 @dataclass
@@ -44,6 +48,14 @@ class HandoffMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=r,
         )
+        self.qualified_to_sales_status_seconds = Histogram(
+            "hotlead_handoff_qualified_to_sales_status_seconds",
+            "From the qualifying event's time to sales' first CRM status on the hand-off "
+            "(accepted, rejected, opportunity, won, lost).",
+            ["status"],
+            buckets=SALES_BUCKETS,
+            registry=r,
+        )
         self.alerts_recovered = Counter(
             "hotlead_handoff_alerts_recovered_total",
             "Alerts an earlier attempt had posted, found in Slack instead of posted again.",
@@ -55,3 +67,9 @@ class HandoffMetrics:
         self.in_flight = Gauge(
             "hotlead_handoff_in_flight", "Hand-offs being delivered now.", registry=r
         )
+        # Series the alerts and KPI rules read exist at 0 from the start, so that
+        # increase() also sees the first dead letter or the first answer after a start.
+        for result in ("delivered", "dead_lettered", "duplicate", "rejected"):
+            self.handoffs.labels(result)
+        for status in CrmStatus:
+            self.qualified_to_sales_status_seconds.labels(status.value)

@@ -56,6 +56,8 @@ class HandoffProgress(BaseModel):
     crm_status: CrmStatus | None = None
     reminded_at: datetime | None = None
     escalated_at: datetime | None = None
+    qualified_at: datetime | None = None
+    """The qualifying event's time (for the qualification-to-sales-status metric)."""
 
 
 def next_step(progress: HandoffProgress, *, crm_enabled: bool) -> Step:

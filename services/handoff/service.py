@@ -217,7 +217,8 @@ async def run_handoff(
                 name="handoffs",
             ),
             asyncio.create_task(
-                FeedbackConsumer(feedback, assignments, progress).run(stop), name="feedback"
+                FeedbackConsumer(feedback, assignments, progress, metrics).run(stop),
+                name="feedback",
             ),
             asyncio.create_task(
                 followups.run(stop, settings.followup_check_interval_s), name="followups"

@@ -8,6 +8,20 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from schemas.data import CrmStatus
+from schemas.event_types import TYPE_PREFIX, EventType
+
+# The funnel's series exist (at 0) from the start, so that rate() and increase() in the
+# KPI recording rules also count the first events after a restart.
+FUNNEL_TYPES = (
+    EventType.EMAIL_DELIVERED,
+    EventType.EMAIL_OPENED,
+    EventType.EMAIL_CLICKED,
+    EventType.FORM_SUBMITTED,
+    EventType.CRM_STATUS_CHANGED,
+)
+MACHINE_TYPES = (EventType.EMAIL_OPENED, EventType.EMAIL_CLICKED)
+
 
 @dataclass
 class IngestMetrics:
@@ -47,6 +61,18 @@ class IngestMetrics:
             "hotlead_ingest_bot_events_total", "Events flagged as made by a machine.", ["reason"],
             registry=r,
         )  # fmt: skip
+        self.machine_events_written = Counter(
+            "hotlead_ingest_machine_events_written_total",
+            "Events Kafka acknowledged that were flagged as made by a machine (bot), by type: "
+            "the open rate without machine opens subtracts these.", ["type"],
+            registry=r,
+        )  # fmt: skip
+        self.crm_statuses = Counter(
+            "hotlead_ingest_crm_statuses_written_total",
+            "CRM status changes Kafka acknowledged, by status (accepted, rejected, "
+            "opportunity, won, lost).", ["status"],
+            registry=r,
+        )  # fmt: skip
         self.webhook_ignored = Counter(
             "hotlead_ingest_webhook_events_ignored_total",
             "Provider events with no meaning for scoring (acknowledged, not written).",
@@ -64,3 +90,9 @@ class IngestMetrics:
             "hotlead_ingest_kafka_ready", "1 when the producer is connected to Kafka.",
             registry=r,
         )  # fmt: skip
+        for event_type in FUNNEL_TYPES:
+            self.events_written.labels(event_type.value.removeprefix(TYPE_PREFIX))
+        for event_type in MACHINE_TYPES:
+            self.machine_events_written.labels(event_type.value.removeprefix(TYPE_PREFIX))
+        for status in CrmStatus:
+            self.crm_statuses.labels(status.value)

@@ -19,6 +19,7 @@ from typing import Protocol, runtime_checkable
 
 from schemas.envelope import CloudEvent
 from schemas.event_types import TYPE_PREFIX
+from schemas.events import CrmStatusChanged
 from services.common.errors import KafkaUnavailableError
 from services.common.logging import get_logger
 from services.common.publisher import Publisher
@@ -119,15 +120,23 @@ class EventSink:
             raise PublishUnavailableError("Kafka did not acknowledge in time; retry later") from exc
         written: dict[str, int] = {}
         bots: dict[str, int] = {}
+        machine: dict[str, int] = {}
         for event in events:
             self.recent.add(event.id)
             written[event.type] = written.get(event.type, 0) + 1
             if event.bot:
                 bots[event.bot] = bots.get(event.bot, 0) + 1
+                machine[event.type] = machine.get(event.type, 0) + 1
+            if isinstance(event, CrmStatusChanged):
+                self.metrics.crm_statuses.labels(event.data.status.value).inc()
         for event_type, count in written.items():
             self.metrics.events_written.labels(event_type.removeprefix(TYPE_PREFIX)).inc(count)
         for reason, count in bots.items():
             self.metrics.bot_events.labels(reason).inc(count)
+        for event_type, count in machine.items():
+            self.metrics.machine_events_written.labels(event_type.removeprefix(TYPE_PREFIX)).inc(
+                count
+            )
 
     def write_later(self, route: str, topic: str, event: CloudEvent) -> None:
         """Write after the response; failures are counted, never raised."""

@@ -154,6 +154,7 @@ def create_app(settings: ScorerSettings, rules: Rules) -> ScorerApp:
         stream_wait_empty=False,
     )
     metrics = ScorerMetrics()
+    metrics.start_series(["threshold", *(trigger.name for trigger in rules.triggers)])
     source_name = settings.topic(EVENTS)
     events = app.topic(
         source_name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"

@@ -1,8 +1,11 @@
 """The scorer's Prometheus metrics, in a registry of their own (one per app)."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from schemas.data import Segment
 
 
 @dataclass
@@ -60,3 +63,14 @@ class ScorerMetrics:
         if child is None:
             child = self._event_children[key] = self.events.labels(event_type, outcome)
         child.inc()
+
+    def start_series(self, handoff_reasons: Iterable[str]) -> None:
+        """Create the KPI series at 0 (hand-offs per reason, segment entries), so that
+        increase() in the recording rules also counts the first one after a start."""
+        for reason in handoff_reasons:
+            self.handoffs.labels(reason)
+        for previous in ("none", *Segment):
+            for segment in Segment:
+                if previous != segment:
+                    for cause in ("event", "sweep"):
+                        self.segment_transitions.labels(previous, segment.value, cause)
