@@ -1,5 +1,8 @@
 """The Kafka side: one durable producer (events and keyed state) and reading a compacted topic."""
 
+import asyncio
+from collections.abc import Awaitable
+
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
@@ -16,8 +19,18 @@ class HandoffProducer(KafkaPublisher):
         super().__init__(bootstrap, linger_ms=1)
 
     async def put(self, topic: str, key: str, value: bytes | None) -> None:
+        await (await self.enqueue(topic, key, value))
+
+    async def enqueue(self, topic: str, key: str, value: bytes | None) -> Awaitable[None]:
         try:
-            await self._producer.send_and_wait(topic, value, key=key.encode())
+            sent = await self._producer.send(topic, value, key=key.encode())
+        except KafkaError as exc:
+            raise KafkaUnavailableError(self.bootstrap, exc) from exc
+        return self._acknowledged(sent)
+
+    async def _acknowledged(self, sent: "asyncio.Future[object]") -> None:
+        try:
+            await sent
         except KafkaError as exc:
             raise KafkaUnavailableError(self.bootstrap, exc) from exc
 

@@ -9,7 +9,7 @@ Slack window documented in docs/handoff.md).
 """
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -31,9 +31,19 @@ from services.handoff.progress import HandoffProgress
 Record = tuple[str, bytes | None]
 
 
+Durable = Awaitable[None]
+"""Completes once a write is durable."""
+
+
 class KeyedStore(Protocol):
     async def put(self, topic: str, key: str, value: bytes | None) -> None:
         """Write `value` under `key` (None: delete) and return once it is durable."""
+        ...
+
+    async def enqueue(self, topic: str, key: str, value: bytes | None) -> Durable:
+        """Queue a write (writes to one key keep their order) and return what to await
+        for its durability: callers can order writes under a lock without holding the
+        lock while the cluster acknowledges them."""
         ...
 
 
@@ -45,6 +55,10 @@ class MemoryKeyedStore:
     async def put(self, topic: str, key: str, value: bytes | None) -> None:
         self.writes += 1
         self.records.setdefault(topic, {})[key] = value
+
+    async def enqueue(self, topic: str, key: str, value: bytes | None) -> Durable:
+        await self.put(topic, key, value)
+        return asyncio.sleep(0)
 
     def read(self, topic: str) -> list[Record]:
         return list(self.records.get(topic, {}).items())
@@ -102,21 +116,29 @@ class AssignmentBook:
         self._topic = topic
         self._lock = asyncio.Lock()
 
-    async def _persist(self, state: AssignmentState, change: StateChange) -> None:
-        for key, value in assignment_records(state, change):
-            await self._store.put(self._topic, key, value)
+    async def _persist(self, state: AssignmentState, change: StateChange) -> list[Durable]:
+        """Queue the changed records in order (called under the lock)."""
+        queued = [
+            await self._store.enqueue(self._topic, key, value)
+            for key, value in assignment_records(state, change)
+        ]
         self.state = state
+        return queued
 
     async def assign(self, lead_id: str, lead: LeadAttributes) -> Assignment:
+        # Decide and queue under the lock (the round robin is one sequence), then wait
+        # for the cluster outside it, so assignments of different leads overlap.
         async with self._lock:
             decision, state, change = assign(self.config, self.state, lead_id, lead)
-            await self._persist(state, change)
-            return decision
+            queued = await self._persist(state, change)
+        await asyncio.gather(*queued)
+        return decision
 
     async def crm_status(self, lead_id: str, status: CrmStatus) -> None:
         async with self._lock:
             state, change = apply_crm_status(self.state, lead_id, status)
-            await self._persist(state, change)
+            queued = await self._persist(state, change)
+        await asyncio.gather(*queued)
 
 
 class ProgressBook:
