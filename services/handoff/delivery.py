@@ -65,6 +65,7 @@ class Deliverer:
     rand: Callable[[], float] = random.random
     lookup_before_repost: bool = True
     """Record that a post is starting, so a later attempt looks the alert up first."""
+    _outcomes: dict[str, list["asyncio.Task[None]"]] = field(default_factory=dict, repr=False)
 
     async def deliver(self, event: HandoffRequested, redrive: int = 0) -> Result:
         handoff = event.data
@@ -91,9 +92,15 @@ class Deliverer:
                 )
             )
         self.metrics.in_flight.inc()
+        outcomes: list[asyncio.Task[None]] = []
+        self._outcomes[handoff.handoff_id] = outcomes
         try:
             return await self._attempts(handoff, progress)
         finally:
+            # Outcome events leave in the background, off the path to the alert;
+            # they are all acknowledged before this hand-off counts as dealt with.
+            del self._outcomes[handoff.handoff_id]
+            await asyncio.gather(*outcomes)
             self.metrics.in_flight.dec()
 
     async def _attempts(self, handoff: HandoffRequestedData, progress: HandoffProgress) -> Result:
@@ -284,7 +291,12 @@ class Deliverer:
                 since_trigger_ms=since_trigger_ms,
             ),
         )
-        await self.publisher.publish(self.kafka.topic(HANDOFF_OUTCOMES), event)
+        publish = self.publisher.publish(self.kafka.topic(HANDOFF_OUTCOMES), event)
+        pending = self._outcomes.get(progress.handoff_id)
+        if pending is None:
+            await publish
+        else:
+            pending.append(asyncio.ensure_future(publish))
 
     async def _dead_letter(
         self,
