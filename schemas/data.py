@@ -153,6 +153,11 @@ class BreakdownItem(Model):
 
     rule: Ref
     group: Ref | None = None
+    part: Literal["fit", "engagement", "limit"] | None = Field(
+        default=None,
+        description="Which part of the score: fit (attributes), engagement (behaviour), "
+        "or limit (a cap or floor adjustment).",
+    )
     points: float
     events: list[EventId] = Field(description="The events that earned these points.")
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from schemas.data import HandoffRequestedData
+from schemas.data import BreakdownItem, HandoffRequestedData
 
 Block = dict[str, Any]
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,30}$")
@@ -69,9 +69,15 @@ def points(value: float) -> str:
     return f"{round(value, 1):g}"
 
 
+def _is_behaviour(item: BreakdownItem) -> bool:
+    if item.part is not None:
+        return item.part == "engagement" and item.points > 0
+    return (item.group or "") != "fit" and not item.rule.startswith("cap:")
+
+
 def top_behaviours(handoff: HandoffRequestedData, limit: int = 3) -> list[tuple[str, float]]:
-    """The engagement rules that earned most, biggest first (fit rules left out)."""
-    items = [item for item in handoff.breakdown if (item.group or "") != "fit"]
+    """The behaviours that earned most, biggest first (attributes and limits left out)."""
+    items = [item for item in handoff.breakdown if _is_behaviour(item)]
     items.sort(key=lambda item: -item.points)
     return [(item.rule, item.points) for item in items[:limit]]
 

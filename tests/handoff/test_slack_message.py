@@ -3,6 +3,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
+from schemas.data import BreakdownItem
 from services.handoff.slack_message import (
     build_alert,
     build_escalation,
@@ -12,6 +13,7 @@ from services.handoff.slack_message import (
     link,
     points,
     safe_url,
+    top_behaviours,
 )
 from tests.handoff.samples import handoff_data
 
@@ -123,3 +125,23 @@ def test_scores_are_shown_with_one_decimal_at_most() -> None:
     assert points(75.0) == "75"
     assert points(56.3865) == "56.4"
     assert points(2.25) == "2.2"
+
+
+def test_top_behaviours_leave_out_attributes_and_limits_by_part() -> None:
+    data = handoff_data().model_copy(
+        update={
+            "breakdown": [
+                BreakdownItem(
+                    rule="title_executive", group="role", part="fit", points=30, events=[]
+                ),
+                BreakdownItem(
+                    rule="download", group="content", part="engagement", points=10, events=["e1"]
+                ),
+                BreakdownItem(
+                    rule="pricing_page", group="web", part="engagement", points=12, events=["e2"]
+                ),
+                BreakdownItem(rule="cap:total", group=None, part="limit", points=-2, events=[]),
+            ]
+        }
+    )
+    assert top_behaviours(data) == [("pricing_page", 12), ("download", 10)]
