@@ -128,20 +128,16 @@ def test_scores_are_shown_with_one_decimal_at_most() -> None:
 
 
 def test_top_behaviours_leave_out_attributes_and_limits_by_part() -> None:
-    data = handoff_data().model_copy(
-        update={
-            "breakdown": [
-                BreakdownItem(
-                    rule="title_executive", group="role", part="fit", points=30, events=[]
-                ),
-                BreakdownItem(
-                    rule="download", group="content", part="engagement", points=10, events=["e1"]
-                ),
-                BreakdownItem(
-                    rule="pricing_page", group="web", part="engagement", points=12, events=["e2"]
-                ),
-                BreakdownItem(rule="cap:total", group=None, part="limit", points=-2, events=[]),
-            ]
-        }
-    )
+    def item(rule: str, part: str, points: float) -> BreakdownItem:
+        return BreakdownItem.model_validate(
+            {"rule": rule, "group": "g", "part": part, "points": points, "events": []}
+        )
+
+    breakdown = [
+        item("title_executive", "fit", 30),
+        item("download", "engagement", 10),
+        item("pricing_page", "engagement", 12),
+        item("cap:total", "limit", -2),
+    ]
+    data = handoff_data().model_copy(update={"breakdown": breakdown})
     assert top_behaviours(data) == [("pricing_page", 12), ("download", 10)]
