@@ -73,8 +73,10 @@ class FaustLeadTable:
         hashed: int = murmur2(lead_id.encode())
         return (hashed & 0x7FFFFFFF) % self._partitions
 
-    def load(self, lead_id: str) -> LeadState | None:
-        context, token = self._in(self.partition_of(lead_id))
+    def load(self, lead_id: str, partition: int | None = None) -> LeadState | None:
+        if partition is None:
+            partition = self.partition_of(lead_id)
+        context, token = self._in(partition)
         try:
             raw = self._table.get(lead_id.encode())
         finally:
