@@ -176,6 +176,11 @@ def create_app(settings: ScorerSettings, rules: Rules) -> ScorerApp:
         ),
         partitions=partitions,
     )
+    # faust parks each changelog record in a buffer drained one by one, and stalls
+    # every stream while it holds more than `max_messages` (default 100): less than
+    # one batch of states. Room for a few batches lets the next batch be read while
+    # the states drain; a commit still waits for the buffer to be empty.
+    app.producer.buffer.max_messages = settings.scorer_batch_size * 4
     table = FaustLeadTable(faust_table, source_name, partitions)
     scorer = BatchScorer(rules, table, FaustSink(segments, handoffs), metrics)
 
