@@ -73,8 +73,10 @@ class FaustLeadTable:
         hashed: int = murmur2(lead_id.encode())
         return (hashed & 0x7FFFFFFF) % self._partitions
 
-    def load(self, lead_id: str) -> LeadState | None:
-        context, token = self._in(self.partition_of(lead_id))
+    def load(self, lead_id: str, partition: int | None = None) -> LeadState | None:
+        if partition is None:
+            partition = self.partition_of(lead_id)
+        context, token = self._in(partition)
         try:
             raw = self._table.get(lead_id.encode())
         finally:
@@ -175,6 +177,11 @@ def create_app(settings: ScorerSettings, rules: Rules) -> ScorerApp:
         ),
         partitions=partitions,
     )
+    # faust parks each changelog record in a buffer drained one by one, and stalls
+    # every stream while it holds more than `max_messages` (default 100): less than
+    # one batch of states. Room for a few batches lets the next batch be read while
+    # the states drain; a commit still waits for the buffer to be empty.
+    app.producer.buffer.max_messages = settings.scorer_batch_size * 4
     table = FaustLeadTable(faust_table, source_name, partitions)
     scorer = BatchScorer(rules, table, FaustSink(segments, handoffs), metrics)
 

@@ -6,6 +6,7 @@ import sys
 
 from services.common.logging import configure_logging
 from services.scorer.explain import describe_rules
+from services.scorer.gc_tuning import tune_gc
 from services.scorer.rules import load_rules
 from services.scorer.settings import ScorerSettings
 
@@ -43,6 +44,7 @@ def _run_scorer(args: argparse.Namespace) -> int:
             logging.getLogger("aiokafka").setLevel(logging.WARNING)
 
     worker = JsonLogWorker(scorer.app, loglevel=settings.scorer_log_level)
+    tune_gc()
     worker.execute_from_commandline()
     return 0
 

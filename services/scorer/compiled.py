@@ -66,6 +66,7 @@ class Compiled:
     engagement_by_name: dict[str, EngagementRule]
     decaying: frozenset[str]
     engagement_caps: tuple[tuple[str, float], ...]
+    engagement_cap_by_group: dict[str, float]
 
 
 def compile_rules(rules: Rules) -> Compiled:
@@ -91,17 +92,19 @@ def compile_rules(rules: Rules) -> Compiled:
         for event_type in trigger.event:
             triggers.setdefault(event_type, []).append((trigger, _match(trigger)))
     engaged_groups = {r.group for r in rules.engagement if r.group is not None}
+    caps = tuple(
+        (name, spec.cap)
+        for name, spec in rules.groups.items()
+        if spec.cap is not None and name in engaged_groups
+    )
     return Compiled(
         fit_groups=fit_groups,
         engagement_by_type={k: tuple(v) for k, v in engagement.items()},
         triggers_by_type={k: tuple(v) for k, v in triggers.items()},
         engagement_by_name={r.name: r for r in rules.engagement},
         decaying=frozenset(r.name for r in rules.engagement if r.decay),
-        engagement_caps=tuple(
-            (name, spec.cap)
-            for name, spec in rules.groups.items()
-            if spec.cap is not None and name in engaged_groups
-        ),
+        engagement_caps=caps,
+        engagement_cap_by_group=dict(caps),
     )
 
 

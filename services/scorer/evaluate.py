@@ -144,10 +144,33 @@ def _factor(state: LeadState, rules: Rules, at: float | None) -> float:
 
 
 def score_of(state: LeadState, rules: Rules, at: float | None = None) -> tuple[float, float]:
-    """(score, fit) without the breakdown: the fast path; equal to evaluate()'s."""
+    """(score, fit) without the breakdown: the fast path; equal to evaluate()'s.
+
+    The same parts as `_engagement_values` + `_raw`, summed by the same `fsum`
+    (exact, so independent of order), without the intermediate lists and dicts."""
+    prepared = compiled(rules)
     fit = _fit(state, rules)[1]
-    values = _engagement_values(state, rules, _factor(state, rules, at))
-    return _limit(_raw(fit, values, rules), rules), fit
+    factor = _factor(state, rules, at)
+    by_name = prepared.engagement_by_name
+    decaying = prepared.decaying
+    capped = prepared.engagement_cap_by_group
+    parts = [fit]
+    grouped: dict[str, list[float]] = {}
+    for name, rule_state in state.rules.items():
+        rule = by_name.get(name)
+        if rule is None or rule_state.count == 0:
+            continue
+        value = rule_state.value * factor if name in decaying else rule_state.value
+        if rule.cap is not None and value > rule.cap:
+            value = rule.cap
+        group = rule.group
+        if group is not None and group in capped:
+            grouped.setdefault(group, []).append(value)
+        else:
+            parts.append(value)
+    for group, group_values in grouped.items():
+        parts.append(min(capped[group], math.fsum(group_values)))
+    return _limit(math.fsum(parts), rules), fit
 
 
 def evaluate(state: LeadState, rules: Rules, at: float | None = None) -> Score:

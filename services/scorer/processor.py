@@ -39,7 +39,9 @@ class Record:
 class LeadTable(Protocol):
     """Where lead states live: the faust table, or a dict in tests."""
 
-    def load(self, lead_id: str) -> LeadState | None: ...
+    def load(self, lead_id: str, partition: int | None = None) -> LeadState | None:
+        """The stored state of a lead; `partition`: where it is stored, when known."""
+        ...
 
     def save(self, state: LeadState, partition: int) -> None: ...
 
@@ -58,7 +60,7 @@ class MemoryTable:
     def __init__(self) -> None:
         self.states: dict[str, tuple[bytes, int]] = {}
 
-    def load(self, lead_id: str) -> LeadState | None:
+    def load(self, lead_id: str, partition: int | None = None) -> LeadState | None:
         stored = self.states.get(lead_id)
         return LeadState.from_bytes(stored[0]) if stored else None
 
@@ -128,7 +130,7 @@ class BatchScorer:
             self.metrics.count_event(event.type.short, "invalid")
             return None
         cached = touched.get(lead_id)
-        state = cached[0] if cached else self.table.load(lead_id)
+        state = cached[0] if cached else self.table.load(lead_id, record.partition)
         if state is None:
             state = LeadState(lead_id=lead_id)
             self.metrics.leads.inc()
@@ -184,7 +186,7 @@ class BatchScorer:
             swept: list[tuple[LeadState, int]] = []
             for stale, partition in chunk:
                 # re-read under the lock: a batch may have moved the lead meanwhile
-                state = self.table.load(stale.lead_id)
+                state = self.table.load(stale.lead_id, partition)
                 if state is None:
                     continue
                 result = sweep(state, now, self.rules)
