@@ -6,6 +6,7 @@ floor adjustment, so that its items always add up to the score.
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import orjson
 
@@ -14,6 +15,8 @@ from services.scorer.compiled import compiled
 from services.scorer.rules import Rules
 from services.scorer.state import LeadState
 
+Part = Literal["fit", "engagement", "limit"]
+
 
 @dataclass(frozen=True, slots=True)
 class Item:
@@ -21,10 +24,15 @@ class Item:
     group: str | None
     points: float
     events: tuple[str, ...]
+    part: Part = "engagement"
 
     def to_model(self) -> BreakdownItem:
         return BreakdownItem(
-            rule=self.rule, group=self.group, points=self.points, events=list(self.events)
+            rule=self.rule,
+            group=self.group,
+            part=self.part,
+            points=self.points,
+            events=list(self.events),
         )
 
 
@@ -88,7 +96,8 @@ def fit_items(state: LeadState, rules: Rules) -> tuple[Item, ...]:
     items = []
     for name, label, points, field in _fit(state, rules)[0]:
         source = state.attribute_events.get(field) if field else None
-        items.append(Item(name, label, points, (source,) if source else ()))
+        part: Part = "limit" if name.startswith("cap:") else "fit"
+        items.append(Item(name, label, points, (source,) if source else (), part))
     return tuple(items)
 
 
@@ -189,7 +198,7 @@ def evaluate(state: LeadState, rules: Rules, at: float | None = None) -> Score:
             engagement_items.extend(_cap(group, cap, points))
     if score != raw:
         name = "cap:total" if score < raw else "floor"
-        engagement_items.append(Item(name, None, score - raw, ()))
+        engagement_items.append(Item(name, None, score - raw, (), "limit"))
     return Score(
         score=score,
         fit=fit,
@@ -202,7 +211,7 @@ def _cap(group: str | None, cap: float, points: list[float]) -> list[Item]:
     total = math.fsum(points)
     if total <= cap:
         return []
-    return [Item(f"cap:{group}", group, cap - total, ())]
+    return [Item(f"cap:{group}", group, cap - total, (), "limit")]
 
 
 def segment_of(score: float, rules: Rules) -> Segment:

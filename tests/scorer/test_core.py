@@ -7,6 +7,7 @@ from schemas.data import HandoffRequestedData, SegmentChangedData
 from schemas.envelope import CloudEvent
 from schemas.event_types import EventType
 from services.scorer.core import Outcome, Result, score_event, sweep
+from services.scorer.evaluate import evaluate, fit_items
 from services.scorer.rules import Rules, load_rules, parse_rules
 from services.scorer.state import HandoffStatus, LeadState
 from tests.scorer.events import T0, make_event
@@ -292,3 +293,11 @@ def test_state_round_trips_exactly() -> None:
         [manager_in_software(), make_event("k", "email.clicked", {"url": "https://x/"}, hours=5)]
     )[-1].state
     assert LeadState.from_bytes(state.to_bytes()) == state
+
+
+def test_breakdown_items_say_which_part_of_the_score_they_are() -> None:
+    rules = load_rules(None)
+    state = LeadState(lead_id="lead-part", attributes={"job_title": "取締役", "company_size": 5000})
+    parts = {item.rule: item.part for item in fit_items(state, rules)}
+    assert parts == {"title_executive": "fit", "size_enterprise": "fit"}
+    assert all(item.to_model().part == item.part for item in evaluate(state, rules).items)
