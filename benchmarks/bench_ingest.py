@@ -17,7 +17,6 @@ import os
 import platform
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from pathlib import Path
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from benchmarks.report import free_port
 from schemas.topics import EVENTS
 from services.common.kafka_settings import KafkaSettings
 from services.common.topics import delete_topics, ensure_topics, topic_specs
@@ -48,13 +48,6 @@ class WrkResult:
     requests: int
     non_2xx_3xx: int
     errors: str
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_until_up(url: str, timeout_s: float = 30) -> None:

@@ -17,9 +17,7 @@ import argparse
 import asyncio
 import io
 import os
-import platform
 import re
-import socket
 import sys
 import tempfile
 import uuid
@@ -33,6 +31,7 @@ import httpx
 from benchmarks.baseline_runner import baseline_chain
 from benchmarks.pipeline_bench import Measurement, RequestFor, measure
 from benchmarks.receiver import Receiver
+from benchmarks.report import free_port, hardware, write_section
 from services.common.kafka_settings import KafkaSettings
 from services.common.topics import delete_topics, ensure_topics, topic_specs
 from services.ingest.settings import DEV_API_KEYS
@@ -45,13 +44,6 @@ BEGIN, END = "<!-- pipeline-bench:begin -->", "<!-- pipeline-bench:end -->"
 RULES = Path(__file__).resolve().parent / "pipeline_rules.yaml"
 API_KEY = DEV_API_KEYS.split(":", 1)[1]
 HANDOFF_ID = re.compile(rb"ho-(b[0-9a-f]{6}-\d+)-1")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def alert_ids(body: bytes) -> list[str]:
@@ -132,18 +124,6 @@ async def hotlead_pipeline(
             await delete_topics(bootstrap, [spec.name for spec in specs])
 
 
-def hardware() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
-
-
 def chart(results: list[Measurement]) -> None:
     import matplotlib
 
@@ -208,15 +188,7 @@ def write_doc(results: list[Measurement], seconds: float, partitions: int) -> No
         "",
         "![latency against load](pipeline-latency.png)",
     ]
-    section = "\n".join([BEGIN, *lines, END])
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    if BEGIN in text:
-        text = re.sub(
-            re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: section, text, flags=re.S
-        )
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOC.write_text(text)
+    write_section(BEGIN, END, lines, DOC)
 
 
 async def main(rates: list[float], seconds: float, partitions: int) -> list[Measurement]:

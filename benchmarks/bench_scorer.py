@@ -8,9 +8,6 @@ Needs the broker (HOTLEAD_KAFKA_BOOTSTRAP, default 127.0.0.1:9092).
 
 import argparse
 import asyncio
-import os
-import platform
-import re
 import sys
 import tempfile
 import time
@@ -21,6 +18,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from benchmarks.report import hardware, write_section
 from schemas.codec import decode_event, encode_event, encode_key
 from schemas.data import HandoffRequestedData
 from schemas.envelope import CloudEvent
@@ -222,28 +220,8 @@ async def bench_bare(settings: KafkaSettings, count: int) -> Rate:
         await producer.stop()
 
 
-def hardware() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
-
-
 def write_doc(lines: list[str]) -> None:
-    section = "\n".join([BEGIN, *lines, END])
-    text = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
-    if BEGIN in text:
-        text = re.sub(
-            re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: section, text, flags=re.S
-        )
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    DOC.write_text(text, encoding="utf-8")
+    write_section(BEGIN, END, lines, DOC)
 
 
 def _met(ok: bool) -> str:
