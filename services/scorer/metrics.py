@@ -7,6 +7,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from schemas.data import Segment
 
+FUNNEL_TYPES = frozenset({"email.delivered", "email.opened", "email.clicked", "form.submitted"})
+"""The events the funnel KPIs count per segment."""
+
 
 @dataclass
 class ScorerMetrics:
@@ -53,6 +56,13 @@ class ScorerMetrics:
             "Leads in this worker's table (counted by the last sweep, plus new leads since).",
             registry=r,
         )
+        self.funnel = Counter(
+            "hotlead_scorer_funnel_events_total",
+            "Email and form events applied (no bots, no duplicates), by type and by the "
+            "lead's segment before the event: the funnel KPIs per segment.",
+            ["type", "segment"],
+            registry=r,
+        )
         self._event_children: dict[tuple[str, str], Counter] = {}
         self.sweeps = Counter("hotlead_scorer_sweeps_total", "Decay sweeps completed.", registry=r)
 
@@ -64,11 +74,18 @@ class ScorerMetrics:
             child = self._event_children[key] = self.events.labels(event_type, outcome)
         child.inc()
 
+    def count_funnel(self, event_type: str, segment: str) -> None:
+        if event_type in FUNNEL_TYPES:
+            self.funnel.labels(event_type, segment).inc()
+
     def start_series(self, handoff_reasons: Iterable[str]) -> None:
         """Create the KPI series at 0 (hand-offs per reason, segment entries), so that
         increase() in the recording rules also counts the first one after a start."""
         for reason in handoff_reasons:
             self.handoffs.labels(reason)
+        for event_type in FUNNEL_TYPES:
+            for segment in Segment:
+                self.funnel.labels(event_type, segment.value)
         for previous in ("none", *Segment):
             for segment in Segment:
                 if previous != segment:

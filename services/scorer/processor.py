@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from schemas.codec import EventDecodeError, decode_event
-from schemas.data import HandoffRequestedData, SegmentChangedData
+from schemas.data import HandoffRequestedData, Segment, SegmentChangedData
 from schemas.envelope import CloudEvent
 from services.common.logging import get_logger
 from services.scorer.core import Outcome, Result, apply_event, sweep
@@ -134,6 +134,7 @@ class BatchScorer:
         if state is None:
             state = LeadState(lead_id=lead_id)
             self.metrics.leads.inc()
+        segment_before = state.segment or Segment.LOW.value  # apply_event works in place
         result = apply_event(state, event, self.rules, position=record.offset)
         self.metrics.count_event(event.type.short, result.outcome.value)
         if result.outcome is Outcome.DUPLICATE:
@@ -144,6 +145,7 @@ class BatchScorer:
             touched[lead_id] = (result.state, record.partition)
         if result.outcome in (Outcome.SCORED, Outcome.NO_RULE):
             self.metrics.lag.observe(max(0.0, self.clock() - event.time.timestamp()))
+            self.metrics.count_funnel(event.type.short, segment_before)
         return result
 
     def _count_outputs(self, outputs: list[CloudEvent], cause: str) -> None:

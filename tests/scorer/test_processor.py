@@ -56,6 +56,10 @@ async def test_a_batch_emits_then_stores_and_a_redelivery_changes_nothing() -> N
     assert value(metrics, "hotlead_scorer_duplicates_skipped_total") == 2
     assert value(metrics, "hotlead_scorer_handoffs_total", reason="threshold") == 1
     assert value(metrics, "hotlead_scorer_leads") == 1
+    # the form fill counts in the funnel of the segment the lead was in before it
+    funnel = "hotlead_scorer_funnel_events_total"
+    assert value(metrics, funnel, type="form.submitted", segment="mid") == 1
+    assert value(metrics, funnel, type="form.submitted", segment="high") == 0
 
 
 async def test_invalid_records_are_counted_and_skipped() -> None:
