@@ -28,9 +28,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks.baseline_runner import baseline_chain
-from benchmarks.pipeline_bench import HEADER, Measurement, Target, measure
+from benchmarks.pipeline_bench import HEADER, HOPS_HEADER, Measurement, Target, measure
 from benchmarks.receiver import Receiver
 from benchmarks.report import free_port, hardware, write_section
+from schemas.topics import HANDOFFS
 from services.common.kafka_settings import KafkaSettings
 from services.common.topics import delete_topics, ensure_topics, topic_specs
 from services.ingest.settings import DEV_API_KEYS
@@ -103,7 +104,8 @@ async def hotlead_pipeline(
 
         headers = f"authorization: Bearer {API_KEY}\r\ncontent-type: application/json\r\n"
         try:
-            yield Target("hotlead", "127.0.0.1", ingest_port, "/v1/events", headers)
+            yield Target("hotlead", "127.0.0.1", ingest_port, "/v1/events", headers,
+                         bootstrap, kafka.topic(HANDOFFS))  # fmt: skip
         finally:
             supervisor.request_stop()
             await running
@@ -135,6 +137,10 @@ def chart(results: list[Measurement]) -> None:
 
 def _table(results: list[Measurement]) -> list[str]:
     lines = [*HEADER, *[m.row() for m in results], ""]
+    hops = [m.hops() for m in results if m.to_handoff_ms]
+    if hops:
+        lines += ["Where hotlead's time goes (by the hand-off record's CreateTime):", "",
+                  *HOPS_HEADER, *hops, ""]  # fmt: skip
     for rate in sorted({m.rate for m in results}):
         pair = {m.chain: m for m in results if m.rate == rate}
         if "hotlead" in pair and "baseline" in pair and pair["baseline"].delivered:
@@ -225,7 +231,7 @@ async def main(
                             probe_every=every,
                         )  # fmt: skip
                         print(m.row(), f"generator cpu {m.generator_cpu_s:.1f} s", m.errors,
-                              flush=True)  # fmt: skip
+                              m.hops(), flush=True)  # fmt: skip
                         results.append(m)
                         if not m.sustained and m.p(99) > 1000:
                             break  # overloaded: a backlog would spoil the higher rates

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from benchmarks.loadgen import LoadSpec, percentile
 from benchmarks.receiver import Receiver
@@ -29,6 +30,37 @@ class Target:
     port: int
     path: str
     headers: str  # extra header lines, each ending in \r\n
+    bootstrap: str = ""
+    handoff_topic: str = ""
+    """hotlead: where the scorer's hand-offs are, to split the latency at that hop."""
+
+
+async def record_times(bootstrap: str, topic: str) -> dict[str, int]:
+    """The CreateTime (ms, stamped by the producing client) of each key's record."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions is None:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            return {}
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        times: dict[str, int] = {}
+        pending = {tp for tp in tps if ends[tp] > 0}
+        while pending:
+            for records in (await consumer.getmany(*pending, timeout_ms=1000)).values():
+                for record in records:
+                    if record.key is not None:
+                        times[record.key.decode()] = record.timestamp
+            pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
+        return times
+    finally:
+        await consumer.stop()
 
 
 @dataclass
@@ -49,6 +81,19 @@ class Measurement:
     from_schedule_ms: list[float] = field(repr=False)
     response_ms: list[float] = field(repr=False)
     generator_cpu_s: float = 0.0
+    to_handoff_ms: list[float] = field(default_factory=list, repr=False)
+    """hotlead: ingest 2xx -> the scorer's hand-off record (its CreateTime)."""
+    handoff_to_slack_ms: list[float] = field(default_factory=list, repr=False)
+
+    def hops(self) -> str:
+        if not self.to_handoff_ms:
+            return ""
+        a, b = self.to_handoff_ms, self.handoff_to_slack_ms
+        return (
+            f"| {self.chain} | {self.rate:,.0f} | {percentile(a, 50):.0f} | "
+            f"{percentile(a, 99):.0f} | {percentile(b, 50):.0f} | {percentile(b, 99):.0f} |"
+        )
+
     errors: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -87,6 +132,11 @@ class Measurement:
         )
 
 
+HOPS_HEADER = [
+    "| chain | offered events/s | 2xx -> hand-off p50 ms | p99 ms | hand-off -> Slack p50 ms "
+    "| p99 ms |",
+    "| --- | ---: | ---: | ---: | ---: | ---: |",
+]
 HEADER = [
     "| chain | offered events/s | achieved events/s | alerts/s | p50 ms | p99 ms | p99.9 ms "
     "| p99 from schedule ms | ingest answer p99 ms | late sends | lost | failed | sustained |",
@@ -148,6 +198,13 @@ async def measure(
             break
         await asyncio.sleep(0.25)
     got = [(arrivals[i], due, at) for i, (due, at) in acked.items() if i in arrivals]
+    to_handoff, handoff_to_slack = [], []
+    if target.handoff_topic:
+        created = await record_times(target.bootstrap, target.handoff_topic)
+        for ident, (_, at) in acked.items():
+            if ident in created and ident in arrivals:
+                to_handoff.append(created[ident] - at / 1e6)
+                handoff_to_slack.append(arrivals[ident] / 1e6 - created[ident])
 
     def total(key: str) -> int:
         return sum(int(r[key]) for r in results)
@@ -174,4 +231,6 @@ async def measure(
         response_ms=[ms for r in results for ms in r["response_ms"]],
         generator_cpu_s=sum(float(r["cpu_s"]) for r in results),
         errors=errors,
+        to_handoff_ms=to_handoff,
+        handoff_to_slack_ms=handoff_to_slack,
     )

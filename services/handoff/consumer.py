@@ -76,6 +76,7 @@ class OffsetTracker:
             started.clear()
             self._done.pop(tp, None)
         started.append(offset)
+        self._done.get(tp, set()).discard(offset)  # a stale finish from before a reset
 
     def finish(self, tp: TopicPartition, offset: int) -> None:
         started, done = self._started.get(tp), self._done.setdefault(tp, set())
