@@ -81,6 +81,7 @@ class Measurement:
     from_schedule_ms: list[float] = field(repr=False)
     response_ms: list[float] = field(repr=False)
     generator_cpu_s: float = 0.0
+    late_by_second: list[int] = field(default_factory=list)
     to_handoff_ms: list[float] = field(default_factory=list, repr=False)
     """hotlead: ingest 2xx -> the scorer's hand-off record (its CreateTime)."""
     handoff_to_slack_ms: list[float] = field(default_factory=list, repr=False)
@@ -113,11 +114,12 @@ class Measurement:
 
     @property
     def sustained(self) -> bool:
-        """Every request answered 2xx, at most 1 % of them sent late, every alert arrived."""
+        """Every request answered 2xx, at most 5 % of them sent late (a busy machine stalls
+        the senders too), every alert arrived."""
         return (
             self.failed == 0
             and self.ok == self.sent
-            and self.late <= 0.01 * self.sent
+            and self.late <= 0.05 * self.sent
             and self.lost == 0
             and self.delivered > 0
         )
@@ -209,6 +211,7 @@ async def measure(
     def total(key: str) -> int:
         return sum(int(r[key]) for r in results)
 
+    late_by_second = [sum(n) for n in zip(*(r["late_by_second"] for r in results), strict=True)]
     errors: dict[str, int] = {}
     for result in results:
         for name, n in result["errors"].items():
@@ -231,6 +234,7 @@ async def measure(
         response_ms=[ms for r in results for ms in r["response_ms"]],
         generator_cpu_s=sum(float(r["cpu_s"]) for r in results),
         errors=errors,
+        late_by_second=late_by_second,
         to_handoff_ms=to_handoff,
         handoff_to_slack_ms=handoff_to_slack,
     )

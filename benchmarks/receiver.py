@@ -21,7 +21,7 @@ from collections.abc import Callable
 import httpx
 import orjson
 
-from benchmarks.rawhttp import serve
+from benchmarks.rawhttp import harness_priority, serve
 
 IdReader = Callable[[bytes], list[str]]
 """Which ids a received body is about."""
@@ -105,4 +105,5 @@ class Receiver:
 
 
 if __name__ == "__main__":
+    harness_priority()
     asyncio.run(run(int(sys.argv[1]), READERS[sys.argv[2]]))
