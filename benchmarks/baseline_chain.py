@@ -1,5 +1,5 @@
-"""The baseline for the pipeline benchmark: the same hops as hotlead with
-nothing but bare aiokafka, a bare ASGI app and one HTTP POST.
+"""The baseline for the pipeline benchmark: the same hops as hotlead with nothing but
+bare aiokafka, a bare HTTP server and one HTTP POST per alert.
 
     POST /e  ->  topic A  ->  relay  ->  topic B  ->  notifier  ->  POST to the receiver
 
@@ -7,109 +7,104 @@ Run as three processes, like hotlead's three services:
     python -m benchmarks.baseline_chain ingest  BOOTSTRAP TOPIC_A PORT
     python -m benchmarks.baseline_chain relay   BOOTSTRAP TOPIC_A TOPIC_B GROUP
     python -m benchmarks.baseline_chain notify  BOOTSTRAP TOPIC_B GROUP RECEIVER_URL
-The request body is the id; it is the Kafka value at every hop and the body
-of the final POST. The ingest answers 200 once Kafka acknowledged (acks=all).
+The request body is the id; it is the Kafka value at every hop and the body of the
+final POST. The ingest answers 200 once Kafka acknowledged (acks=all, idempotent).
+The relay forwards probes only (ids starting `pr`), as the scorer hands off only
+the leads that qualify; the notifier posts alerts concurrently on keep-alive
+connections (one slow POST does not hold up the next alert).
 """
 
 import asyncio
+import signal
 import sys
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from urllib.parse import urlsplit
 
-import httpx
-import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+from benchmarks.rawhttp import Pool, serve
+
+LINGER_MS = 1
 
 
-def ingest_app(bootstrap: str, topic: str) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
-    producer: AIOKafkaProducer | None = None
+def _producer(bootstrap: str) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=LINGER_MS
+    )
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        nonlocal producer
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    producer = AIOKafkaProducer(
-                        bootstrap_servers=bootstrap,
-                        acks="all",
-                        enable_idempotence=True,
-                        linger_ms=2,
-                    )
-                    await producer.start()
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    if producer is not None:
-                        await producer.stop()
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        if scope["path"] == "/e" and producer is not None:
+
+def _consumer(bootstrap: str, topic: str, group: str) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        auto_offset_reset="latest",
+        fetch_max_wait_ms=100,
+    )
+
+
+async def _until_stopped() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def ingest(bootstrap: str, topic: str, port: str) -> None:
+    producer = _producer(bootstrap)
+    await producer.start()
+
+    async def handle(method: bytes, path: bytes, body: bytes) -> tuple[int, bytes]:
+        if path == b"/e":
             await producer.send_and_wait(topic, body, key=body)
-            status = 200
-        else:
-            status = 200 if scope["path"] == "/healthz" else 404
-        await send({"type": "http.response.start", "status": status, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
+            return 200, b""
+        return (200, b"ok") if path == b"/healthz" else (404, b"")
 
-    return app
+    server = await serve(handle, "127.0.0.1", int(port))
+    try:
+        await _until_stopped()
+    finally:
+        server.close()
+        await producer.stop()
 
 
 async def relay(bootstrap: str, source: str, target: str, group: str) -> None:
-    consumer = AIOKafkaConsumer(
-        source, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="latest"
-    )
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=2
-    )
+    consumer = _consumer(bootstrap, source, group)
+    producer = _producer(bootstrap)
     await consumer.start()
     await producer.start()
     try:
         async for record in consumer:
-            await producer.send(target, record.value, key=record.key)
+            if record.value is not None and record.value.startswith(b"pr"):
+                await producer.send(target, record.value, key=record.key)
     finally:
         await producer.stop()
         await consumer.stop()
 
 
 async def notify(bootstrap: str, source: str, group: str, receiver: str) -> None:
-    consumer = AIOKafkaConsumer(
-        source, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="latest"
-    )
+    url = urlsplit(receiver)
+    pool = Pool(url.hostname or "127.0.0.1", url.port or 80)
+    path = (url.path or "/").encode()
+    consumer = _consumer(bootstrap, source, group)
     await consumer.start()
+    posting: set[asyncio.Task[object]] = set()
     try:
-        async with httpx.AsyncClient(timeout=10) as client:
-            async for record in consumer:
-                try:
-                    await client.post(receiver, content=record.value)
-                except httpx.HTTPError:
-                    continue  # counted as lost by the bench (never received)
+        async for record in consumer:
+            task = asyncio.ensure_future(pool.request(b"POST", path, record.value or b""))
+            posting.add(task)
+            task.add_done_callback(posting.discard)  # a failed POST counts as lost
     finally:
         await consumer.stop()
+        pool.close()
 
 
 def main(argv: list[str]) -> None:
     role, bootstrap, *rest = argv
-    if role == "ingest":
-        topic, port = rest
-        uvicorn.run(
-            ingest_app(bootstrap, topic), host="127.0.0.1", port=int(port), log_level="warning"
-        )
-    elif role == "relay":
-        asyncio.run(relay(bootstrap, *rest))
-    elif role == "notify":
-        asyncio.run(notify(bootstrap, *rest))
-    else:
+    roles = {"ingest": ingest, "relay": relay, "notify": notify}
+    if role not in roles:
         raise SystemExit(f"unknown role {role!r}: ingest, relay or notify")
+    asyncio.run(roles[role](bootstrap, *rest))  # type: ignore[operator]
 
 
 if __name__ == "__main__":

@@ -10,42 +10,28 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from benchmarks.pipeline_bench import RequestFor
+from benchmarks.pipeline_bench import Target
 from services.common.topics import TopicSpec, delete_topics, ensure_topics
 
 
 @contextlib.asynccontextmanager
 async def baseline_chain(
     bootstrap: str, receiver_url: str, *, port: int, partitions: int = 12
-) -> AsyncIterator[RequestFor]:
+) -> AsyncIterator[Target]:
     run = uuid.uuid4().hex[:6]
     topic_a, topic_b = f"bench-{run}.a", f"bench-{run}.b"
     await ensure_topics(
         bootstrap, [TopicSpec(topic_a, partitions, 1), TopicSpec(topic_b, partitions, 1)]
     )
     module = [sys.executable, "-m", "benchmarks.baseline_chain"]
+    roles = [
+        ["ingest", bootstrap, topic_a, str(port)],
+        ["relay", bootstrap, topic_a, topic_b, f"bench-{run}-relay"],
+        ["notify", bootstrap, topic_b, f"bench-{run}-notify", receiver_url],
+    ]
     processes = [
-        await asyncio.create_subprocess_exec(
-            *module, "ingest", bootstrap, topic_a, str(port), start_new_session=True
-        ),
-        await asyncio.create_subprocess_exec(
-            *module,
-            "relay",
-            bootstrap,
-            topic_a,
-            topic_b,
-            f"bench-{run}-relay",
-            start_new_session=True,
-        ),
-        await asyncio.create_subprocess_exec(
-            *module,
-            "notify",
-            bootstrap,
-            topic_b,
-            f"bench-{run}-notify",
-            receiver_url,
-            start_new_session=True,
-        ),
+        await asyncio.create_subprocess_exec(*module, *role, start_new_session=True)
+        for role in roles
     ]
     url = f"http://127.0.0.1:{port}"
     try:
@@ -57,11 +43,7 @@ async def baseline_chain(
                 await asyncio.sleep(0.1)
             # the consumers start at the latest offset: let them join before measuring
             await asyncio.sleep(5)
-
-        async def request_for(client: httpx.AsyncClient, ident: str) -> httpx.Response:
-            return await client.post(f"{url}/e", content=ident.encode())
-
-        yield request_for
+        yield Target("baseline", "127.0.0.1", port, "/e", "")
     finally:
         for process in processes:
             with contextlib.suppress(ProcessLookupError):

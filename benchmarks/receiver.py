@@ -1,62 +1,109 @@
-"""An HTTP receiver that notes when each message arrived (the benchmark's
-stand-in for Slack): a bare ASGI app served by uvicorn in the bench process,
-so its clock is the load generator's clock."""
+"""The benchmark's stand-in for Slack: an HTTP receiver in its own process that notes
+when each message arrived, on the system-wide wall clock (`time.time_ns()`), the clock
+the load generator processes stamp their 2xx answers with (same machine).
+
+    python -m benchmarks.receiver PORT hotlead|baseline
+
+Any POST is a message: `hotlead` reads the hand-off ids out of a Slack webhook body,
+`baseline` takes the body as the id. GET /arrivals answers {"arrivals": {id: ns},
+"duplicates": n}; GET /healthz answers ok. `Receiver` starts and queries it.
+"""
 
 import asyncio
+import contextlib
+import os
+import re
+import signal
+import sys
 import time
 from collections.abc import Callable
 
-import uvicorn
+import httpx
+import orjson
 
-from benchmarks.baseline_chain import Receive, Scope, Send
+from benchmarks.rawhttp import harness_priority, serve
 
 IdReader = Callable[[bytes], list[str]]
 """Which ids a received body is about."""
+HANDOFF_ID = re.compile(rb"ho-(pr[0-9a-f]{6}x\d+)-1")
+
+
+def alert_ids(body: bytes) -> list[str]:
+    """hotlead: the leads of the hand-offs an alert is about (`ho-<lead>-1`)."""
+    return sorted({match.decode() for match in HANDOFF_ID.findall(body)})
+
+
+def body_id(body: bytes) -> list[str]:
+    return [body.decode()]
+
+
+READERS: dict[str, IdReader] = {"hotlead": alert_ids, "baseline": body_id}
+
+
+async def run(port: int, read_ids: IdReader) -> None:
+    arrivals: dict[str, int] = {}
+    duplicates = 0
+
+    async def handle(method: bytes, path: bytes, body: bytes) -> tuple[int, bytes]:
+        nonlocal duplicates
+        if method == b"POST":
+            now = time.time_ns()
+            for ident in read_ids(body):
+                if ident in arrivals:
+                    duplicates += 1
+                else:
+                    arrivals[ident] = now
+            return 200, b"ok"
+        if path == b"/arrivals":
+            return 200, orjson.dumps({"arrivals": arrivals, "duplicates": duplicates})
+        return 200, b"ok"
+
+    server = await serve(handle, "127.0.0.1", port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    server.close()
 
 
 class Receiver:
-    def __init__(self, read_ids: IdReader, *, port: int, response: bytes = b"ok") -> None:
-        self.read_ids = read_ids
+    """The receiver process, seen from the bench."""
+
+    def __init__(self, kind: str, *, port: int) -> None:
+        self.kind = kind
         self.port = port
-        self.response = response
-        self.arrivals: dict[str, float] = {}
-        self.duplicates = 0
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._process: asyncio.subprocess.Process | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        now = time.perf_counter()
-        for ident in self.read_ids(body):
-            if ident in self.arrivals:
-                self.duplicates += 1
-            else:
-                self.arrivals[ident] = now
-        headers = [(b"content-type", b"text/plain")]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": self.response})
-
     async def start(self) -> None:
-        config = uvicorn.Config(
-            self, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
-        )
-        self._server = uvicorn.Server(config)
-        self._task = asyncio.ensure_future(self._server.serve())
-        while not self._server.started:  # noqa: ASYNC110 - uvicorn offers only this flag
-            await asyncio.sleep(0.05)
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "benchmarks.receiver", str(self.port), self.kind,
+            start_new_session=True,
+        )  # fmt: skip
+        async with httpx.AsyncClient() as client:
+            for _ in range(100):
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"{self.url}/healthz")).is_success:
+                        return
+                await asyncio.sleep(0.1)
+        raise RuntimeError("the bench receiver did not start")
+
+    async def arrivals(self) -> tuple[dict[str, int], int]:
+        async with httpx.AsyncClient(timeout=30) as client:
+            data = orjson.loads((await client.get(f"{self.url}/arrivals")).content)
+        return data["arrivals"], int(data["duplicates"])
 
     async def stop(self) -> None:
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            await self._task
+        if self._process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, signal.SIGTERM)
+            await self._process.wait()
+
+
+if __name__ == "__main__":
+    harness_priority()
+    asyncio.run(run(int(sys.argv[1]), READERS[sys.argv[2]]))

@@ -7,11 +7,11 @@ record turns those into no-ops.
 """
 
 import asyncio
-from collections import defaultdict
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import OffsetAndMetadata
 
 from schemas.codec import EventDecodeError, decode_event
@@ -60,35 +60,137 @@ async def _consume(
             log.warning("commit_failed_after_rebalance", error=str(exc)[:300])
 
 
+class OffsetTracker:
+    """Per partition, the offsets handed out and finished; what may be committed is
+    everything below the oldest unfinished one (records finish out of order)."""
+
+    def __init__(self) -> None:
+        self._started: dict[TopicPartition, deque[int]] = {}
+        self._done: dict[TopicPartition, set[int]] = {}
+        self._next: dict[TopicPartition, int] = {}
+        self._committed: dict[TopicPartition, int] = {}
+
+    def start(self, tp: TopicPartition, offset: int) -> None:
+        started = self._started.setdefault(tp, deque())
+        if started and offset <= started[-1]:  # re-fetched after a rebalance: start over
+            started.clear()
+            self._done.pop(tp, None)
+        started.append(offset)
+        self._done.get(tp, set()).discard(offset)  # a stale finish from before a reset
+
+    def finish(self, tp: TopicPartition, offset: int) -> None:
+        started, done = self._started.get(tp), self._done.setdefault(tp, set())
+        if started is None or offset < started[0]:
+            return  # from before a rebalance reset
+        done.add(offset)
+        while started and started[0] in done:
+            done.discard(started[0])
+            self._next[tp] = started.popleft() + 1
+
+    def committable(self, assigned: set[TopicPartition]) -> dict[TopicPartition, int]:
+        """Offsets to commit now (advanced since the last commit, partitions we own)."""
+        return {
+            tp: offset
+            for tp, offset in self._next.items()
+            if tp in assigned and self._committed.get(tp) != offset
+        }
+
+    def committed(self, offsets: dict[TopicPartition, int]) -> None:
+        self._committed.update(offsets)
+
+
 class HandoffConsumer:
+    """Deliveries overlap: records keep being fetched while earlier ones are delivered
+    (at most `concurrency` deliveries at once, `concurrency * 4` records in hand); one
+    lead's hand-offs still run one after the other, in offset order. Offsets are
+    committed every `commit_interval_s` up to the oldest record not yet dealt with, so
+    a crash never skips one; on stop the records in hand finish and are committed."""
+
     def __init__(
         self,
         consumer: AIOKafkaConsumer,
         deliverer: Deliverer,
         concurrency: int,
         rejected_topic: str,
+        commit_interval_s: float = 0.2,
     ) -> None:
         self._consumer = consumer
         self._deliverer = deliverer
         self._slots = asyncio.Semaphore(concurrency)
+        self._room = asyncio.Semaphore(concurrency * 4)
         self._concurrency = concurrency
         self._rejected_topic = rejected_topic
+        self._commit_interval_s = commit_interval_s
+        self._offsets = OffsetTracker()
+        self._last_of_lead: dict[bytes, asyncio.Task[None]] = {}
+        self._in_hand: set[asyncio.Task[None]] = set()
+        self._failure: BaseException | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
-        await _consume(self._consumer, self._handle, stop, self._concurrency * 8)
+        loop = asyncio.get_running_loop()
+        last_commit = loop.time()
+        try:
+            while not stop.is_set() and self._failure is None:
+                batch = await self._consumer.getmany(timeout_ms=100, max_records=self._concurrency)
+                for tp, records in batch.items():
+                    for record in records:
+                        await self._room.acquire()
+                        self._start(tp, record)
+                if loop.time() - last_commit >= self._commit_interval_s:
+                    await self._commit()
+                    last_commit = loop.time()
+        finally:
+            if self._in_hand:
+                await asyncio.wait(list(self._in_hand))
+            await self._commit()
+        if self._failure is not None:
+            raise self._failure
 
-    async def _handle(self, batch: Batch) -> None:
-        by_lead: dict[bytes, list[ConsumerRecord[bytes, bytes]]] = defaultdict(list)
-        for records in batch.values():
-            for record in records:
-                by_lead[record.key or b""].append(record)
-        await asyncio.gather(*(self._lead(records) for records in by_lead.values()))
+    def _start(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
+        self._offsets.start(tp, record.offset)
+        key = record.key or b""
+        task = asyncio.ensure_future(self._lead(record, self._last_of_lead.get(key)))
+        self._last_of_lead[key] = task
+        self._in_hand.add(task)
 
-    async def _lead(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        """One lead's hand-offs in order; different leads run side by side."""
+        def finished(done: "asyncio.Task[None]") -> None:
+            self._in_hand.discard(done)
+            self._room.release()
+            if self._last_of_lead.get(key) is done:
+                del self._last_of_lead[key]
+            if done.cancelled() or done.exception() is not None:
+                if self._failure is None:  # stop fetching; nothing past it is committed
+                    self._failure = (
+                        done.exception() if not done.cancelled() else asyncio.CancelledError()
+                    )
+                return
+            self._offsets.finish(tp, record.offset)
+
+        task.add_done_callback(finished)
+
+    async def _lead(
+        self, record: ConsumerRecord[bytes, bytes], previous: "asyncio.Task[None] | None"
+    ) -> None:
+        """After the lead's previous hand-off (offset order); different leads overlap."""
+        if previous is not None:
+            await asyncio.wait([previous])
+            if previous.cancelled() or previous.exception() is not None:
+                raise RuntimeError("an earlier hand-off of this lead failed")
         async with self._slots:
-            for record in records:
-                await self._one(record)
+            await self._one(record)
+
+    async def _commit(self) -> None:
+        offsets = self._offsets.committable(self._consumer.assignment())
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit({tp: OffsetAndMetadata(o, "") for tp, o in offsets.items()})
+        except (CommitFailedError, IllegalStateError) as exc:
+            # The group rebalanced while we worked: the new owner of these partitions
+            # sees the records again, and the progress record makes them no-ops.
+            log.warning("commit_failed_after_rebalance", error=str(exc)[:300])
+            return
+        self._offsets.committed(offsets)
 
     async def _one(self, record: ConsumerRecord[bytes, bytes]) -> None:
         try:

@@ -164,7 +164,11 @@ class Deliverer:
     ) -> HandoffProgress:
         began = self.monotonic()
         decision = await self.assignments.assign(handoff.lead_id, handoff.lead)
-        progress = await self.progress.save(
+        # The assignment is durable in its own topic once `assign` returns, and running
+        # it again after a crash keeps the owner it chose: no progress write of its own
+        # (one acks=all round trip less before the alert); the next step's write (the
+        # CRM record, the Slack post) carries it.
+        progress = self.progress.note(
             progress.model_copy(
                 update={"assigned": True, "team_id": decision.team_id, "rep_id": decision.rep_id}
             )

@@ -12,6 +12,7 @@ import signal
 import time
 from datetime import UTC, datetime
 
+import aiohttp
 import httpx
 import uvicorn
 from aiokafka import AIOKafkaConsumer
@@ -83,7 +84,16 @@ def build_crm(settings: HandoffSettings, client: httpx.AsyncClient) -> CrmClient
     return None
 
 
-def build_notifier(settings: HandoffSettings) -> Notifier:
+def slack_session(settings: HandoffSettings) -> aiohttp.ClientSession:
+    """One keep-alive session for every Slack call (slack-sdk opens a new session, and a
+    new connection, per call when it is given none)."""
+    timeout = max(int(settings.http_timeout_s), 1)
+    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
+
+
+def build_notifier(
+    settings: HandoffSettings, session: aiohttp.ClientSession | None = None
+) -> Notifier:
     pacer = ChannelPacer(settings.slack_channel_rate_per_s, time.monotonic)
     timeout = max(int(settings.http_timeout_s), 1)
     if settings.slack_bot_token is not None:
@@ -92,11 +102,15 @@ def build_notifier(settings: HandoffSettings) -> Notifier:
             base_url=settings.slack_api_url,
             timeout=timeout,
             retry_handlers=[],
+            session=session,
         )
         return SlackWebApiNotifier(client, pacer, settings.slack_default_channel)
     if settings.slack_webhook_url is not None:
         hook = AsyncWebhookClient(
-            settings.slack_webhook_url.get_secret_value(), timeout=timeout, retry_handlers=[]
+            settings.slack_webhook_url.get_secret_value(),
+            timeout=timeout,
+            retry_handlers=[],
+            session=session,
         )
         return SlackWebhookNotifier(hook, pacer)
     return ConsoleNotifier()
@@ -153,7 +167,10 @@ async def run_handoff(
     await ensure_topics(settings.kafka_bootstrap, topic_specs(settings))
     producer = HandoffProducer(settings.kafka_bootstrap)
     await producer.start()
-    async with httpx.AsyncClient(timeout=settings.http_timeout_s) as http:
+    async with (
+        httpx.AsyncClient(timeout=settings.http_timeout_s) as http,
+        slack_session(settings) as session,
+    ):
         started = time.monotonic()
         assignments = AssignmentBook(
             config,
@@ -174,7 +191,7 @@ async def run_handoff(
             owners=len(assignments.state.owners),
             seconds=round(time.monotonic() - started, 3),
         )
-        notifier = build_notifier(settings)
+        notifier = build_notifier(settings, session)
         deliverer = Deliverer(
             assignments=assignments,
             progress=progress,

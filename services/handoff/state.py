@@ -173,6 +173,13 @@ class ProgressBook:
         if progress is not None and self._latest_by_lead.get(progress.lead_id) == handoff_id:
             del self._latest_by_lead[progress.lead_id]
 
+    def note(self, progress: HandoffProgress) -> HandoffProgress:
+        """Keep `progress` in memory only; the next `save` makes it durable. For steps
+        whose own effect is already durable and that are safe to run again after a
+        restart (the assignment: a lead with an open owner keeps it)."""
+        self._remember(progress)
+        return progress
+
     async def save(self, progress: HandoffProgress) -> HandoffProgress:
         await self._store.put(self._topic, progress.handoff_id, progress.model_dump_json().encode())
         self._remember(progress)
