@@ -18,6 +18,7 @@ from typing import Any
 import faust
 from aiokafka.partitioner import murmur2
 from faust.streams import _current_event
+from faust.types import TP
 from faust.web import Request, Response, View
 from mode import CrashingSupervisor
 from prometheus_client import generate_latest
@@ -27,6 +28,7 @@ from schemas.data import HandoffRequestedData
 from schemas.envelope import CloudEvent
 from schemas.topics import EVENTS, HANDOFFS, SEGMENTS
 from services.common.logging import get_logger
+from services.scorer.batching import BatchingApp, BatchMessage
 from services.scorer.evaluate import evaluate
 from services.scorer.explain import lead_view
 from services.scorer.metrics import ScorerMetrics
@@ -38,6 +40,8 @@ from services.scorer.state import LeadState
 log = get_logger(__name__)
 TABLE_NAME = "leads"
 PROMETHEUS_TEXT = "text/plain; version=0.0.4"
+BATCHES_BUFFERED = 100
+"""Batches of records waiting for the agent before fetching pauses."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +61,16 @@ class _PartitionContext:
 
 
 class FaustLeadTable:
-    """LeadTable on a faust table of raw bytes (key: lead id, value: LeadState JSON)."""
+    """LeadTable on a faust table of raw bytes (key: lead id, value: LeadState JSON).
 
-    def __init__(self, table: Any, source_topic: str, partitions: int) -> None:
+    States are written straight to the table's store and changelog, a batch at a
+    time: faust's `table[key] = value` would park each changelog record in the
+    producer buffer, drained one record per task switch, and write the
+    changelog offset to RocksDB once per record.
+    """
+
+    def __init__(self, app: faust.App, table: Any, source_topic: str, partitions: int) -> None:
+        self._app = app
         self._table = table
         self._topic = source_topic
         self._partitions = partitions
@@ -78,19 +89,40 @@ class FaustLeadTable:
             partition = self.partition_of(lead_id)
         context, token = self._in(partition)
         try:
-            raw = self._table.get(lead_id.encode())
+            raw = self._table.data.get(lead_id.encode())
         finally:
             _current_event.reset(token)
             del context
         return LeadState.from_bytes(raw) if raw is not None else None
 
-    def save(self, state: LeadState, partition: int) -> None:
-        context, token = self._in(partition)
-        try:
-            self._table[state.lead_id.encode()] = state.to_bytes()
-        finally:
-            _current_event.reset(token)
-            del context
+    async def save_all(self, states: Iterable[tuple[LeadState, int]]) -> None:
+        """Write the states to the store and the changelog; wait for the changelog's acks
+        (acks=all), then note the changelog offsets the store now holds."""
+        store = self._table.data
+        changelog = self._table.changelog_topic.get_topic_name()
+        producer = self._app.producer
+        sent = []
+        for state, partition in states:
+            key = state.lead_id.encode()
+            raw = state.to_bytes()
+            context, token = self._in(partition)
+            try:
+                store[key] = raw
+            finally:
+                _current_event.reset(token)
+                del context
+            sent.append(
+                await producer.send(changelog, key, raw, partition, timestamp=None, headers=None)
+            )
+        if not sent:
+            return
+        persisted: dict[int, int] = {}
+        for metadata in await asyncio.gather(*sent):
+            partition, offset = metadata.topic_partition.partition, metadata.offset
+            persisted[partition] = max(offset, persisted.get(partition, offset))
+        for partition, offset in persisted.items():
+            # what faust's table does per record: recovery reads the changelog from here
+            store.set_persisted_offset(TP(changelog, partition), offset)
 
     def leads(self) -> Iterable[tuple[LeadState, int]]:
         for key, raw in list(self._table.items()):
@@ -128,7 +160,7 @@ class ScorerApp:
 def create_app(settings: ScorerSettings, rules: Rules) -> ScorerApp:
     """The faust app of one scorer worker, built from settings (nothing at import)."""
     partitions = settings.events_partitions
-    app = faust.App(
+    app = BatchingApp(
         settings.scorer_app_id,
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
         store=settings.scorer_store,
@@ -158,8 +190,15 @@ def create_app(settings: ScorerSettings, rules: Rules) -> ScorerApp:
     metrics = ScorerMetrics()
     metrics.start_series(["threshold", *(trigger.name for trigger in rules.triggers)])
     source_name = settings.topic(EVENTS)
+    app.batch_topics([source_name], settings.scorer_batch_size)
     events = app.topic(
-        source_name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        source_name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        allow_empty=True,  # a batch's message has no value of its own: its records do
+        maxsize=BATCHES_BUFFERED,
     )
     segments = app.topic(
         settings.topic(SEGMENTS), key_serializer="raw", value_serializer="raw", internal=False
@@ -177,26 +216,23 @@ def create_app(settings: ScorerSettings, rules: Rules) -> ScorerApp:
         ),
         partitions=partitions,
     )
-    # faust parks each changelog record in a buffer drained one by one, and stalls
-    # every stream while it holds more than `max_messages` (default 100): less than
-    # one batch of states. Room for a few batches lets the next batch be read while
-    # the states drain; a commit still waits for the buffer to be empty.
-    app.producer.buffer.max_messages = settings.scorer_batch_size * 4
-    table = FaustLeadTable(faust_table, source_name, partitions)
+    table = FaustLeadTable(app, faust_table, source_name, partitions)
     scorer = BatchScorer(rules, table, FaustSink(segments, handoffs), metrics)
 
     # Any error crashes the worker (to be restarted from the last commit) rather than
     # restarting the agent alone past the batch that failed.
     @app.agent(events, name="score-events", supervisor_strategy=CrashingSupervisor)
     async def score_events(stream: Any) -> None:
-        async for batch in stream.take_events(
-            settings.scorer_batch_size, within=settings.scorer_batch_within_s
-        ):
-            records = [
-                Record(e.message.key, e.message.value, e.message.partition, e.message.offset)
-                for e in batch
-            ]
-            await scorer.score_batch(records)
+        # one event per batch of records from one partition (BatchingConsumer);
+        # the stream acks every record of the batch after this body is done
+        async for event in stream.events():
+            message = event.message
+            if not isinstance(message, BatchMessage):
+                raise TypeError(f"expected a batch of records, got {message!r}")
+            await scorer.score_batch(
+                [Record(m.key, m.value or b"", m.partition, m.offset) for m in message.records]
+            )
+            message.ack_records(app.consumer)
 
     if settings.scorer_sweep_interval_s > 0:
 

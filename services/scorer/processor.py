@@ -43,7 +43,9 @@ class LeadTable(Protocol):
         """The stored state of a lead; `partition`: where it is stored, when known."""
         ...
 
-    def save(self, state: LeadState, partition: int) -> None: ...
+    async def save_all(self, states: Iterable[tuple[LeadState, int]]) -> None:
+        """Store the states (each with its partition); return once they are durable."""
+        ...
 
     def leads(self) -> Iterable[tuple[LeadState, int]]:
         """Every lead this worker owns, with its partition."""
@@ -64,8 +66,9 @@ class MemoryTable:
         stored = self.states.get(lead_id)
         return LeadState.from_bytes(stored[0]) if stored else None
 
-    def save(self, state: LeadState, partition: int) -> None:
-        self.states[state.lead_id] = (state.to_bytes(), partition)
+    async def save_all(self, states: Iterable[tuple[LeadState, int]]) -> None:
+        for state, partition in states:
+            self.states[state.lead_id] = (state.to_bytes(), partition)
 
     def leads(self) -> Iterable[tuple[LeadState, int]]:
         for raw, partition in list(self.states.values()):
@@ -112,8 +115,7 @@ class BatchScorer:
             if outputs:
                 await self.sink.emit(outputs)
             self._count_outputs(outputs, cause="event")
-            for state, partition in touched.values():
-                self.table.save(state, partition)
+            await self.table.save_all(touched.values())
         self.metrics.batch.observe(time.perf_counter() - started)
 
     def _score(self, record: Record, touched: dict[str, tuple[LeadState, int]]) -> Result | None:
@@ -198,6 +200,5 @@ class BatchScorer:
             if outputs:
                 await self.sink.emit(outputs)
                 self._count_outputs(outputs, cause="sweep")
-            for state, partition in swept:
-                self.table.save(state, partition)
+            await self.table.save_all(swept)
             return len(swept)
