@@ -39,6 +39,10 @@ from tests.scorer.worker import ScorerProcess
 DOC = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
 BEGIN, END = "<!-- scorer-bench:begin -->", "<!-- scorer-bench:end -->"
 PARTITIONS = 3
+BATCH = 500
+"""Most events of one partition scored together (the worker's default batch size)."""
+COMMIT_INTERVAL_S = 1.0
+"""How often offsets are committed (the worker's broker_commit_interval)."""
 
 
 def bench_core(corpus: list[CloudEvent]) -> float:
@@ -128,20 +132,26 @@ async def bench_worker(settings: KafkaSettings, count: int, workdir: Path) -> Ra
 
 class KafkaStateTable(MemoryTable):
     """The bare loop's 'table': a dict, and every stored state also written to a
-    compacted topic, waiting for the acks (what the worker's table does)."""
+    compacted topic; `flush` (before each commit) waits for those acks, as the
+    worker's table does."""
 
     def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
         super().__init__()
         self.producer = producer
         self.topic = topic
+        self.pending: list[asyncio.Future[object]] = []
 
     async def save_all(self, states: Iterable[tuple[LeadState, int]]) -> None:
-        sent = []
         for state, partition in states:
             raw = state.to_bytes()
             self.states[state.lead_id] = (raw, partition)
             key = state.lead_id.encode()
-            sent.append(await self.producer.send(self.topic, raw, key=key, partition=partition))
+            self.pending.append(
+                await self.producer.send(self.topic, raw, key=key, partition=partition)
+            )
+
+    async def flush(self) -> None:
+        sent, self.pending = self.pending, []
         await asyncio.gather(*sent)
 
 
@@ -163,7 +173,8 @@ class KafkaSink:
 
 
 async def bench_bare(settings: KafkaSettings, count: int) -> Rate:
-    """consume -> BatchScorer (same core, same emit-then-store) -> produce, commit per batch."""
+    """consume -> BatchScorer (same core, same emit-then-store) -> produce, committing as
+    the worker does: batches per partition, state acks awaited before each commit (1/s)."""
     bootstrap = settings.kafka_bootstrap
     state_topic = settings.topic("bench-state")
     await ensure_topics(
@@ -196,17 +207,28 @@ async def bench_bare(settings: KafkaSettings, count: int) -> Rate:
     done = 0
     started = time.monotonic()
     first: tuple[float, int] | None = None
+    last_commit = started
     try:
         while done < count:
-            batch = await consumer.getmany(timeout_ms=500, max_records=500)
-            for tp, records in batch.items():
-                await scorer.score_batch(
-                    [Record(r.key, r.value, tp.partition, r.offset) for r in records]
-                )
+            # as the worker: batches of at most BATCH records of one partition,
+            # states' acks awaited and offsets committed once a second (and at the end)
+            fetched = await consumer.getmany(timeout_ms=500, max_records=BATCH * PARTITIONS)
+            for tp, records in fetched.items():
+                for start in range(0, len(records), BATCH):
+                    await scorer.score_batch(
+                        [
+                            Record(r.key, r.value, tp.partition, r.offset)
+                            for r in records[start : start + BATCH]
+                        ]
+                    )
                 done += len(records)
-            await consumer.commit()
-            if first is None and done > 0:
-                first = (time.monotonic(), done)
+            now = time.monotonic()
+            if now - last_commit >= COMMIT_INTERVAL_S or done >= count:
+                await table.flush()
+                await consumer.commit()
+                last_commit = now
+                if first is None and done > 0:
+                    first = (time.monotonic(), done)
         ended = time.monotonic()
         assert first is not None  # noqa: S101 - done >= count > 0
         steady = (count - first[1]) / (ended - first[0]) if ended > first[0] else float("nan")

@@ -11,7 +11,7 @@ GET /leads/{lead_id}, routed to the worker owning the lead's partition, and
 
 import asyncio
 import weakref
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +74,7 @@ class FaustLeadTable:
         self._table = table
         self._topic = source_topic
         self._partitions = partitions
+        self._pending: list[Awaitable[Any]] = []
 
     def _in(self, partition: int) -> tuple[_PartitionContext, Any]:
         context = _PartitionContext(self._topic, partition)
@@ -96,12 +97,15 @@ class FaustLeadTable:
         return LeadState.from_bytes(raw) if raw is not None else None
 
     async def save_all(self, states: Iterable[tuple[LeadState, int]]) -> None:
-        """Write the states to the store and the changelog; wait for the changelog's acks
-        (acks=all), then note the changelog offsets the store now holds."""
+        """Write the states to the store and send them to the changelog (acks=all).
+
+        The changelog's acks are awaited by `flush`, which the consumer runs before
+        every offset commit: no offset is committed before the states its events
+        produced are in the changelog, without a round trip per batch."""
         store = self._table.data
-        changelog = self._table.changelog_topic.get_topic_name()
-        producer = self._app.producer
-        sent = []
+        changelog = self._changelog_name()
+        send = self._app.producer.send
+        pending = self._pending
         for state, partition in states:
             key = state.lead_id.encode()
             raw = state.to_bytes()
@@ -111,18 +115,27 @@ class FaustLeadTable:
             finally:
                 _current_event.reset(token)
                 del context
-            sent.append(
-                await producer.send(changelog, key, raw, partition, timestamp=None, headers=None)
-            )
+            pending.append(await send(changelog, key, raw, partition, None, None))
+
+    async def flush(self) -> None:
+        """Wait for every changelog record sent so far; raise if one failed. Then note
+        the changelog offsets the store holds (recovery reads the changelog from there),
+        once per partition rather than once per record as faust's table does."""
+        sent, self._pending = self._pending, []
         if not sent:
             return
         persisted: dict[int, int] = {}
         for metadata in await asyncio.gather(*sent):
             partition, offset = metadata.topic_partition.partition, metadata.offset
             persisted[partition] = max(offset, persisted.get(partition, offset))
+        store = self._table.data
+        changelog = self._changelog_name()
         for partition, offset in persisted.items():
-            # what faust's table does per record: recovery reads the changelog from here
             store.set_persisted_offset(TP(changelog, partition), offset)
+
+    def _changelog_name(self) -> str:
+        name: str = self._table.changelog_topic.get_topic_name()
+        return name
 
     def leads(self) -> Iterable[tuple[LeadState, int]]:
         for key, raw in list(self._table.items()):
@@ -134,17 +147,19 @@ class FaustLeadTable:
 class FaustSink:
     """Writes outputs with the app's producer (acks=all) and waits for every ack."""
 
-    def __init__(self, segments: Any, handoffs: Any) -> None:
+    def __init__(self, app: faust.App, segments: str, handoffs: str) -> None:
+        self._app = app
         self._segments = segments
         self._handoffs = handoffs
 
     async def emit(self, outputs: list[CloudEvent]) -> None:
+        send = self._app.producer.send
         futures = []
         for output in outputs:
             is_handoff = isinstance(getattr(output, "data", None), HandoffRequestedData)
             topic = self._handoffs if is_handoff else self._segments
             futures.append(
-                await topic.send(key=encode_key(output), value=encode_event(output), force=True)
+                await send(topic, encode_key(output), encode_event(output), None, None, None)
             )
         await asyncio.gather(*futures)
 
@@ -200,12 +215,6 @@ def create_app(settings: ScorerSettings, rules: Rules) -> ScorerApp:
         allow_empty=True,  # a batch's message has no value of its own: its records do
         maxsize=BATCHES_BUFFERED,
     )
-    segments = app.topic(
-        settings.topic(SEGMENTS), key_serializer="raw", value_serializer="raw", internal=False
-    )
-    handoffs = app.topic(
-        settings.topic(HANDOFFS), key_serializer="raw", value_serializer="raw", internal=False
-    )
     faust_table = app.Table(
         TABLE_NAME,
         default=None,
@@ -217,7 +226,9 @@ def create_app(settings: ScorerSettings, rules: Rules) -> ScorerApp:
         partitions=partitions,
     )
     table = FaustLeadTable(app, faust_table, source_name, partitions)
-    scorer = BatchScorer(rules, table, FaustSink(segments, handoffs), metrics)
+    sink = FaustSink(app, settings.topic(SEGMENTS), settings.topic(HANDOFFS))
+    scorer = BatchScorer(rules, table, sink, metrics)
+    app.before_commit(table.flush)
 
     # Any error crashes the worker (to be restarted from the last commit) rather than
     # restarting the agent alone past the batch that failed.

@@ -19,8 +19,8 @@ then the stream acks the batch message, whose offset is the last record's), so
 a commit never covers a record that was not processed.
 """
 
-from collections.abc import Sequence
-from typing import Any, ClassVar, cast
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 import faust
 from faust.transport.consumer import CONSUMER_FETCHING
@@ -74,10 +74,32 @@ class BatchMessage(ConsumerMessage):
 
 
 class BatchingConsumer(faust_aiokafka.Consumer):
-    """faust's aiokafka consumer, delivering `batch_topics` in batches."""
+    """faust's aiokafka consumer, delivering `batch_topics` in batches, and running
+    `before_commit` hooks before it commits offsets."""
 
-    batch_topics: ClassVar[frozenset[str]] = frozenset()
-    batch_max: ClassVar[int] = 500
+    batch_topics: frozenset[str] = frozenset()
+    batch_max = 500
+    before_commit: tuple[Callable[[], Awaitable[None]], ...] = ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        app = self.app
+        if isinstance(app, BatchingApp):
+            self.batch_topics = app.batched_topics
+            self.batch_max = app.batch_max
+            self.before_commit = app.commit_hooks
+
+    async def _commit_offsets(
+        self, offsets: Mapping[TP, int], start_new_transaction: bool = True
+    ) -> bool:
+        # e.g. wait until the changelog holds the states of the events being committed;
+        # if that fails, nothing is committed and the error crashes the worker
+        for hook in self.before_commit:
+            await hook()
+        committed: bool = await super()._commit_offsets(
+            offsets, start_new_transaction=start_new_transaction
+        )
+        return committed
 
     async def _drain_messages(self, fetcher: Any) -> None:
         callback = self.callback
@@ -139,19 +161,20 @@ class BatchingTransport(faust_aiokafka.Transport):
 
 
 class BatchingApp(faust.App):
-    """A faust app whose consumer delivers `batch_topics` in batches of `batch_max`."""
+    """A faust app whose consumer delivers `batch_topics` in batches of `batch_max`
+    and awaits the `before_commit` hooks before committing offsets. Configure both
+    before the worker starts (its consumer reads them when it is made)."""
+
+    batched_topics: frozenset[str] = frozenset()
+    batch_max = 500
+    commit_hooks: tuple[Callable[[], Awaitable[None]], ...] = ()
 
     def batch_topics(self, topics: Sequence[str], batch_max: int) -> None:
-        consumer_class = type(
-            "ScorerConsumer",
-            (BatchingConsumer,),
-            {"batch_topics": frozenset(topics), "batch_max": batch_max},
-        )
-        self._consumer_class = consumer_class
+        self.batched_topics = frozenset(topics)
+        self.batch_max = batch_max
+
+    def before_commit(self, hook: Callable[[], Awaitable[None]]) -> None:
+        self.commit_hooks = (*self.commit_hooks, hook)
 
     def _new_transport(self) -> TransportT:
-        consumer_class = getattr(self, "_consumer_class", BatchingConsumer)
-        transport_class = type(
-            "ScorerTransport", (BatchingTransport,), {"Consumer": consumer_class}
-        )
-        return cast(TransportT, transport_class(self.conf.broker_consumer, self))
+        return BatchingTransport(self.conf.broker_consumer, self)
