@@ -17,6 +17,7 @@ from typing import Any
 
 import faust
 from aiokafka.partitioner import murmur2
+from faust.exceptions import PartitionsMismatch
 from faust.streams import _current_event
 from faust.types import TP
 from faust.web import Request, Response, View
@@ -75,6 +76,7 @@ class FaustLeadTable:
         self._topic = source_topic
         self._partitions = partitions
         self._pending: list[Awaitable[Any]] = []
+        self._changelog_verified = False
 
     def _in(self, partition: int) -> tuple[_PartitionContext, Any]:
         context = _PartitionContext(self._topic, partition)
@@ -104,6 +106,8 @@ class FaustLeadTable:
         produced are in the changelog, without a round trip per batch."""
         store = self._table.data
         changelog = self._changelog_name()
+        if not self._changelog_verified:
+            self._verify_changelog_partitions(changelog)
         send = self._app.producer.send
         pending = self._pending
         for state, partition in states:
@@ -132,6 +136,27 @@ class FaustLeadTable:
         changelog = self._changelog_name()
         for partition, offset in persisted.items():
             store.set_persisted_offset(TP(changelog, partition), offset)
+
+    def _verify_changelog_partitions(self, changelog: str) -> None:
+        """The check faust's table makes at its first write, without its start-up race:
+        the group's metadata snapshot can hold 0 partitions for a changelog faust has
+        only just created (seen once as PartitionsMismatch, "changelog has 0
+        partitions", crashing a starting worker). A count not known yet (None or 0)
+        is checked again at the next batch; a different count is an error."""
+        consumer = self._app.consumer
+        counts = {
+            f"changelog {changelog}": consumer.topic_partitions(changelog),
+            f"event log {self._topic}": consumer.topic_partitions(self._topic),
+        }
+        if not all(counts.values()):
+            return
+        if set(counts.values()) != {self._partitions}:
+            found = ", ".join(f"{name}: {count}" for name, count in counts.items())
+            raise PartitionsMismatch(
+                f"table {TABLE_NAME!r}: {found} partitions, HOTLEAD_EVENTS_PARTITIONS:"
+                f" {self._partitions}; they must be equal"
+            )
+        self._changelog_verified = True
 
     def _changelog_name(self) -> str:
         name: str = self._table.changelog_topic.get_topic_name()
