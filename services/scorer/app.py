@@ -23,6 +23,7 @@ from faust.types import TP
 from faust.web import Request, Response, View
 from mode import CrashingSupervisor
 from prometheus_client import generate_latest
+from rocksdict import WriteBatch
 
 from schemas.codec import encode_event, encode_key
 from schemas.data import HandoffRequestedData
@@ -87,15 +88,27 @@ class FaustLeadTable:
         hashed: int = murmur2(lead_id.encode())
         return (hashed & 0x7FFFFFFF) % self._partitions
 
+    def _partition_db(self, partition: int) -> Any:
+        """The RocksDB database of a partition (faust's rocksdb store keeps one per
+        partition), or None for a store without (memory://). Reading and writing it
+        directly skips faust's per-key serializer, current-event and key-index work."""
+        db_for = getattr(self._table.data, "_db_for_partition", None)
+        return db_for(partition) if db_for is not None else None
+
     def load(self, lead_id: str, partition: int | None = None) -> LeadState | None:
         if partition is None:
             partition = self.partition_of(lead_id)
-        context, token = self._in(partition)
-        try:
-            raw = self._table.data.get(lead_id.encode())
-        finally:
-            _current_event.reset(token)
-            del context
+        key = lead_id.encode()
+        db = self._partition_db(partition)
+        if db is not None:
+            raw = db.get(key)
+        else:
+            context, token = self._in(partition)
+            try:
+                raw = self._table.data.get(key)
+            finally:
+                _current_event.reset(token)
+                del context
         return LeadState.from_bytes(raw) if raw is not None else None
 
     async def save_all(self, states: Iterable[tuple[LeadState, int]]) -> None:
@@ -104,22 +117,38 @@ class FaustLeadTable:
         The changelog's acks are awaited by `flush`, which the consumer runs before
         every offset commit: no offset is committed before the states its events
         produced are in the changelog, without a round trip per batch."""
-        store = self._table.data
         changelog = self._changelog_name()
         if not self._changelog_verified:
             self._verify_changelog_partitions(changelog)
+        records = [
+            (state.lead_id.encode(), state.to_bytes(), partition) for state, partition in states
+        ]
+        self._store(records)
         send = self._app.producer.send
         pending = self._pending
-        for state, partition in states:
-            key = state.lead_id.encode()
-            raw = state.to_bytes()
-            context, token = self._in(partition)
-            try:
-                store[key] = raw
-            finally:
-                _current_event.reset(token)
-                del context
+        for key, raw, partition in records:
             pending.append(await send(changelog, key, raw, partition, None, None))
+
+    def _store(self, records: list[tuple[bytes, bytes, int]]) -> None:
+        batches: dict[int, WriteBatch] = {}
+        for key, raw, partition in records:
+            batch = batches.get(partition)
+            if batch is None:
+                if self._partition_db(partition) is None:
+                    self._store_in_context(key, raw, partition)
+                    continue
+                batch = batches[partition] = WriteBatch(raw_mode=True)
+            batch.put(key, raw)
+        for partition, batch in batches.items():
+            self._partition_db(partition).write(batch)
+
+    def _store_in_context(self, key: bytes, raw: bytes, partition: int) -> None:
+        context, token = self._in(partition)
+        try:
+            self._table.data[key] = raw
+        finally:
+            _current_event.reset(token)
+            del context
 
     async def flush(self) -> None:
         """Wait for every changelog record sent so far; raise if one failed. Then note
