@@ -136,6 +136,8 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                 for tp, messages in batches.items():
                     for start in range(0, len(messages), batch_max):
                         chunk = messages[start : start + batch_max]
+                        if not self._current(chunk[-1]):
+                            break
                         await self._deliver(callback(BatchMessage.of(chunk)))
                         read_offsets[tp] = chunk[-1].offset
                 self.diag.unset_flag(CONSUMER_FETCHING)
@@ -146,6 +148,12 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             raise
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
+
+    def _current(self, message: Message) -> bool:
+        """Whether a record fetched earlier may still be delivered: as faust's getmany
+        checks per record, not once the flow stopped or the group moved on (a
+        rebalance); the partition is read again from its committed offset then."""
+        return bool(self.flow_active) and (message.generation_id == self.app.consumer_generation_id)
 
     async def _deliver(self, delivery: Any) -> None:
         commit_every = self._commit_every

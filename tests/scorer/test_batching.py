@@ -157,6 +157,7 @@ async def test_a_fetch_is_delivered_per_partition_in_batches_and_other_topics_pe
     async def callback(delivery: Any) -> None:
         delivered.append(delivery)
 
+    app.consumer_generation_id = 1  # the records' generation
     consumer.getmany = getmany  # type: ignore[method-assign]
     consumer.callback = callback
     await consumer._drain_messages(fetcher)
@@ -172,3 +173,30 @@ async def test_a_fetch_is_delivered_per_partition_in_batches_and_other_topics_pe
     assert consumer._read_offset[events0] == 2
     assert consumer._read_offset[events1] == 7
     assert consumer._read_offset[other] == 4
+
+
+async def test_batches_fetched_before_a_rebalance_are_not_delivered_after_it() -> None:
+    app = make_app()
+    consumer = app.consumer
+    consumer.batch_max = 2
+    fetcher = _Fetcher()
+    tp = TP(TOPIC, 0)
+    fetched = [(tp, message(tp, offset)) for offset in range(5)]  # generation 1
+
+    async def getmany(**_: float) -> Any:
+        for item in fetched:
+            yield item
+        fetcher._stopped.set()
+
+    delivered: list[Any] = []
+
+    async def callback(delivery: Any) -> None:
+        delivered.append(delivery)
+        app.consumer_generation_id = 2  # a rebalance starts after the first batch
+
+    app.consumer_generation_id = 1
+    consumer.getmany = getmany  # type: ignore[method-assign]
+    consumer.callback = callback
+    await consumer._drain_messages(fetcher)
+    assert [[r.offset for r in m.records] for m in delivered] == [[0, 1]]
+    assert consumer._read_offset[tp] == 1
