@@ -42,7 +42,7 @@ from services.scorer.state import LeadState
 log = get_logger(__name__)
 TABLE_NAME = "leads"
 PROMETHEUS_TEXT = "text/plain; version=0.0.4"
-BATCHES_BUFFERED = 100
+BATCHES_BUFFERED = 10
 """Batches of records waiting for the agent before fetching pauses."""
 
 
