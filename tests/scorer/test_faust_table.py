@@ -8,7 +8,7 @@ import pytest
 from faust.exceptions import PartitionsMismatch
 from faust.types import TP
 
-from services.scorer.app import FaustLeadTable
+from services.scorer.faust_table import FaustLeadTable
 from services.scorer.state import LeadState
 
 EVENTS, CHANGELOG = "t.hotlead.events.v1", "scorer-leads-changelog"
