@@ -10,14 +10,10 @@ GET /leads/{lead_id}, routed to the worker owning the lead's partition, and
 """
 
 import asyncio
-import weakref
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import faust
-from aiokafka.partitioner import murmur2
-from faust.streams import _current_event
 from faust.web import Request, Response, View
 from mode import CrashingSupervisor
 from prometheus_client import generate_latest
@@ -27,92 +23,37 @@ from schemas.data import HandoffRequestedData
 from schemas.envelope import CloudEvent
 from schemas.topics import EVENTS, HANDOFFS, SEGMENTS
 from services.common.logging import get_logger
+from services.scorer.batching import BatchingApp, BatchMessage
 from services.scorer.evaluate import evaluate
 from services.scorer.explain import lead_view
+from services.scorer.faust_table import TABLE_NAME, FaustLeadTable
 from services.scorer.metrics import ScorerMetrics
 from services.scorer.processor import BatchScorer, Record
 from services.scorer.rules import Rules
 from services.scorer.settings import ScorerSettings
-from services.scorer.state import LeadState
 
 log = get_logger(__name__)
-TABLE_NAME = "leads"
 PROMETHEUS_TEXT = "text/plain; version=0.0.4"
-
-
-@dataclass(frozen=True, slots=True)
-class _Message:
-    topic: str
-    partition: int
-
-
-class _PartitionContext:
-    """Stands in for faust's current event where the table needs one: the RocksDB
-    store picks the partition's database, and the changelog its partition, from it."""
-
-    __slots__ = ("__weakref__", "message")
-
-    def __init__(self, topic: str, partition: int) -> None:
-        self.message = _Message(topic, partition)
-
-
-class FaustLeadTable:
-    """LeadTable on a faust table of raw bytes (key: lead id, value: LeadState JSON)."""
-
-    def __init__(self, table: Any, source_topic: str, partitions: int) -> None:
-        self._table = table
-        self._topic = source_topic
-        self._partitions = partitions
-
-    def _in(self, partition: int) -> tuple[_PartitionContext, Any]:
-        context = _PartitionContext(self._topic, partition)
-        return context, _current_event.set(weakref.ref(context))  # type: ignore[arg-type]
-
-    def partition_of(self, lead_id: str) -> int:
-        """The event log partition of a lead (Kafka's default partitioner)."""
-        hashed: int = murmur2(lead_id.encode())
-        return (hashed & 0x7FFFFFFF) % self._partitions
-
-    def load(self, lead_id: str, partition: int | None = None) -> LeadState | None:
-        if partition is None:
-            partition = self.partition_of(lead_id)
-        context, token = self._in(partition)
-        try:
-            raw = self._table.get(lead_id.encode())
-        finally:
-            _current_event.reset(token)
-            del context
-        return LeadState.from_bytes(raw) if raw is not None else None
-
-    def save(self, state: LeadState, partition: int) -> None:
-        context, token = self._in(partition)
-        try:
-            self._table[state.lead_id.encode()] = state.to_bytes()
-        finally:
-            _current_event.reset(token)
-            del context
-
-    def leads(self) -> Iterable[tuple[LeadState, int]]:
-        for key, raw in list(self._table.items()):
-            if raw is not None:
-                state = LeadState.from_bytes(raw)
-                yield state, self.partition_of(key.decode())
+BATCHES_BUFFERED = 10
+"""Batches of records waiting for the agent before fetching pauses."""
 
 
 class FaustSink:
     """Writes outputs with the app's producer (acks=all) and waits for every ack."""
 
-    def __init__(self, segments: Any, handoffs: Any) -> None:
+    def __init__(self, app: faust.App, segments: str, handoffs: str) -> None:
+        self._app = app
         self._segments = segments
         self._handoffs = handoffs
 
     async def emit(self, outputs: list[CloudEvent]) -> None:
+        send = self._app.producer.send
         futures = []
         for output in outputs:
             is_handoff = isinstance(getattr(output, "data", None), HandoffRequestedData)
             topic = self._handoffs if is_handoff else self._segments
             futures.append(
-                await topic.send(key=encode_key(output), value=encode_event(output), force=True)
+                await send(topic, encode_key(output), encode_event(output), None, None, None)
             )
         await asyncio.gather(*futures)
 
@@ -128,7 +69,7 @@ class ScorerApp:
 def create_app(settings: ScorerSettings, rules: Rules) -> ScorerApp:
     """The faust app of one scorer worker, built from settings (nothing at import)."""
     partitions = settings.events_partitions
-    app = faust.App(
+    app = BatchingApp(
         settings.scorer_app_id,
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
         store=settings.scorer_store,
@@ -158,14 +99,15 @@ def create_app(settings: ScorerSettings, rules: Rules) -> ScorerApp:
     metrics = ScorerMetrics()
     metrics.start_series(["threshold", *(trigger.name for trigger in rules.triggers)])
     source_name = settings.topic(EVENTS)
+    app.batch_topics([source_name], settings.scorer_batch_size)
     events = app.topic(
-        source_name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-    )
-    segments = app.topic(
-        settings.topic(SEGMENTS), key_serializer="raw", value_serializer="raw", internal=False
-    )
-    handoffs = app.topic(
-        settings.topic(HANDOFFS), key_serializer="raw", value_serializer="raw", internal=False
+        source_name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        allow_empty=True,  # a batch's message has no value of its own: its records do
+        maxsize=BATCHES_BUFFERED,
     )
     faust_table = app.Table(
         TABLE_NAME,
@@ -177,26 +119,25 @@ def create_app(settings: ScorerSettings, rules: Rules) -> ScorerApp:
         ),
         partitions=partitions,
     )
-    # faust parks each changelog record in a buffer drained one by one, and stalls
-    # every stream while it holds more than `max_messages` (default 100): less than
-    # one batch of states. Room for a few batches lets the next batch be read while
-    # the states drain; a commit still waits for the buffer to be empty.
-    app.producer.buffer.max_messages = settings.scorer_batch_size * 4
-    table = FaustLeadTable(faust_table, source_name, partitions)
-    scorer = BatchScorer(rules, table, FaustSink(segments, handoffs), metrics)
+    table = FaustLeadTable(app, faust_table, source_name, partitions)
+    sink = FaustSink(app, settings.topic(SEGMENTS), settings.topic(HANDOFFS))
+    scorer = BatchScorer(rules, table, sink, metrics)
+    app.before_commit(table.flush)
 
     # Any error crashes the worker (to be restarted from the last commit) rather than
     # restarting the agent alone past the batch that failed.
     @app.agent(events, name="score-events", supervisor_strategy=CrashingSupervisor)
     async def score_events(stream: Any) -> None:
-        async for batch in stream.take_events(
-            settings.scorer_batch_size, within=settings.scorer_batch_within_s
-        ):
-            records = [
-                Record(e.message.key, e.message.value, e.message.partition, e.message.offset)
-                for e in batch
-            ]
-            await scorer.score_batch(records)
+        # one event per batch of records from one partition (BatchingConsumer);
+        # the stream acks every record of the batch after this body is done
+        async for event in stream.events():
+            message = event.message
+            if not isinstance(message, BatchMessage):
+                raise TypeError(f"expected a batch of records, got {message!r}")
+            await scorer.score_batch(
+                [Record(m.key, m.value or b"", m.partition, m.offset) for m in message.records]
+            )
+            message.ack_records(app.consumer)
 
     if settings.scorer_sweep_interval_s > 0:
 

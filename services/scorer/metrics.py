@@ -66,17 +66,17 @@ class ScorerMetrics:
         self._event_children: dict[tuple[str, str], Counter] = {}
         self.sweeps = Counter("hotlead_scorer_sweeps_total", "Decay sweeps completed.", registry=r)
 
-    def count_event(self, event_type: str, outcome: str) -> None:
-        """events_total{type, outcome} += 1 (label children cached: this runs per event)."""
+    def count_event(self, event_type: str, outcome: str, n: int = 1) -> None:
+        """events_total{type, outcome} += n (label children cached: this runs per batch)."""
         key = (event_type, outcome)
         child = self._event_children.get(key)
         if child is None:
             child = self._event_children[key] = self.events.labels(event_type, outcome)
-        child.inc()
+        child.inc(n)
 
-    def count_funnel(self, event_type: str, segment: str) -> None:
+    def count_funnel(self, event_type: str, segment: str, n: int = 1) -> None:
         if event_type in FUNNEL_TYPES:
-            self.funnel.labels(event_type, segment).inc()
+            self.funnel.labels(event_type, segment).inc(n)
 
     def start_series(self, handoff_reasons: Iterable[str]) -> None:
         """Create the KPI series at 0 (hand-offs per reason, segment entries), so that

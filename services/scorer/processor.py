@@ -9,6 +9,7 @@ are scored again to the same outputs under the same deterministic ids.
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from schemas.data import HandoffRequestedData, Segment, SegmentChangedData
 from schemas.envelope import CloudEvent
 from services.common.logging import get_logger
 from services.scorer.core import Outcome, Result, apply_event, sweep
-from services.scorer.metrics import ScorerMetrics
+from services.scorer.metrics import FUNNEL_TYPES, ScorerMetrics
 from services.scorer.rules import Rules
 from services.scorer.state import LeadState
 
@@ -43,7 +44,9 @@ class LeadTable(Protocol):
         """The stored state of a lead; `partition`: where it is stored, when known."""
         ...
 
-    def save(self, state: LeadState, partition: int) -> None: ...
+    async def save_all(self, states: Iterable[tuple[LeadState, int]]) -> None:
+        """Store the states (each with its partition); return once they are durable."""
+        ...
 
     def leads(self) -> Iterable[tuple[LeadState, int]]:
         """Every lead this worker owns, with its partition."""
@@ -64,8 +67,9 @@ class MemoryTable:
         stored = self.states.get(lead_id)
         return LeadState.from_bytes(stored[0]) if stored else None
 
-    def save(self, state: LeadState, partition: int) -> None:
-        self.states[state.lead_id] = (state.to_bytes(), partition)
+    async def save_all(self, states: Iterable[tuple[LeadState, int]]) -> None:
+        for state, partition in states:
+            self.states[state.lead_id] = (state.to_bytes(), partition)
 
     def leads(self) -> Iterable[tuple[LeadState, int]]:
         for raw, partition in list(self.states.values()):
@@ -81,6 +85,28 @@ class MemorySink:
 
 
 Clock = Callable[[], float]
+
+
+class _Tally:
+    """A batch's event counts, added to the metrics once per batch rather than per
+    event (each Prometheus increment takes a lock)."""
+
+    __slots__ = ("events", "funnel", "new_leads")
+
+    def __init__(self) -> None:
+        self.events: Counter[tuple[str, str]] = Counter()
+        self.funnel: Counter[tuple[str, str]] = Counter()
+        self.new_leads = 0
+
+    def count(self, metrics: ScorerMetrics) -> None:
+        for (event_type, outcome), n in self.events.items():
+            metrics.count_event(event_type, outcome, n)
+            if outcome == Outcome.DUPLICATE.value:
+                metrics.duplicates.inc(n)
+        for (event_type, segment), n in self.funnel.items():
+            metrics.count_funnel(event_type, segment, n)
+        if self.new_leads:
+            metrics.leads.inc(self.new_leads)
 
 
 class BatchScorer:
@@ -105,47 +131,51 @@ class BatchScorer:
         async with self.lock:
             touched: dict[str, tuple[LeadState, int]] = {}
             outputs: list[CloudEvent] = []
+            tally = _Tally()
             for record in records:
-                result = self._score(record, touched)
+                result = self._score(record, touched, tally)
                 if result is not None:
                     outputs.extend(result.outputs)
+            tally.count(self.metrics)
             if outputs:
                 await self.sink.emit(outputs)
             self._count_outputs(outputs, cause="event")
-            for state, partition in touched.values():
-                self.table.save(state, partition)
+            await self.table.save_all(touched.values())
         self.metrics.batch.observe(time.perf_counter() - started)
 
-    def _score(self, record: Record, touched: dict[str, tuple[LeadState, int]]) -> Result | None:
+    def _score(
+        self, record: Record, touched: dict[str, tuple[LeadState, int]], tally: "_Tally"
+    ) -> Result | None:
         try:
             event = decode_event(record.value)
         except EventDecodeError as exc:
             log.warning(
                 "event_invalid", partition=record.partition, offset=record.offset, error=str(exc)
             )
-            self.metrics.count_event("unknown", "invalid")
+            tally.events[("unknown", "invalid")] += 1
             return None
         lead_id = event.subject or (record.key.decode() if record.key else None)
         if not lead_id:
-            self.metrics.count_event(event.type.short, "invalid")
+            tally.events[(event.type.short, "invalid")] += 1
             return None
         cached = touched.get(lead_id)
         state = cached[0] if cached else self.table.load(lead_id, record.partition)
         if state is None:
             state = LeadState(lead_id=lead_id)
-            self.metrics.leads.inc()
+            tally.new_leads += 1
         segment_before = state.segment or Segment.LOW.value  # apply_event works in place
         result = apply_event(state, event, self.rules, position=record.offset)
-        self.metrics.count_event(event.type.short, result.outcome.value)
-        if result.outcome is Outcome.DUPLICATE:
-            self.metrics.duplicates.inc()
-        if result.outcome is not Outcome.BOT:
+        outcome = result.outcome
+        event_type = event.type.short
+        tally.events[(event_type, outcome.value)] += 1
+        if outcome is not Outcome.BOT:
             # A duplicate stores its state again: after a crash the local store may be
             # ahead of the changelog, and this rewrite puts the changelog level again.
             touched[lead_id] = (result.state, record.partition)
-        if result.outcome in (Outcome.SCORED, Outcome.NO_RULE):
+        if outcome is Outcome.SCORED or outcome is Outcome.NO_RULE:
             self.metrics.lag.observe(max(0.0, self.clock() - event.time.timestamp()))
-            self.metrics.count_funnel(event.type.short, segment_before)
+            if event_type in FUNNEL_TYPES:
+                tally.funnel[(event_type, segment_before)] += 1
         return result
 
     def _count_outputs(self, outputs: list[CloudEvent], cause: str) -> None:
@@ -198,6 +228,5 @@ class BatchScorer:
             if outputs:
                 await self.sink.emit(outputs)
                 self._count_outputs(outputs, cause="sweep")
-            for state, partition in swept:
-                self.table.save(state, partition)
+            await self.table.save_all(swept)
             return len(swept)

@@ -38,10 +38,9 @@ class ScorerSettings(KafkaSettings):
         description="Seconds between decay sweeps over quiet leads; 0 turns the sweep off.",
     )
     scorer_batch_size: int = Field(
-        default=500, ge=1, description="Events scored together before their outputs are flushed."
-    )
-    scorer_batch_within_s: float = Field(
-        default=0.05, gt=0, description="Longest wait for a batch to fill, in seconds."
+        default=500,
+        ge=1,
+        description="Most events of one partition scored together as one batch.",
     )
     scorer_standby_replicas: int = Field(
         default=0, ge=0, description="Warm standby copies of the table on other workers."
