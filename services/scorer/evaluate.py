@@ -6,12 +6,13 @@ floor adjustment, so that its items always add up to the score.
 
 import math
 from dataclasses import dataclass
+from math import fsum
 from typing import Literal
 
 import orjson
 
 from schemas.data import BreakdownItem, Segment
-from services.scorer.compiled import compiled
+from services.scorer.compiled import Compiled, compiled
 from services.scorer.rules import Rules
 from services.scorer.state import LeadState
 
@@ -91,6 +92,11 @@ def _fit(state: LeadState, rules: Rules) -> tuple[FitMatch, float]:
     return result
 
 
+def fit_total(state: LeadState, rules: Rules) -> float:
+    """The fit points of the current attributes (caps included)."""
+    return _fit(state, rules)[1]
+
+
 def fit_items(state: LeadState, rules: Rules) -> tuple[Item, ...]:
     """The fit part of the breakdown: a function of the current attributes only."""
     items = []
@@ -153,33 +159,49 @@ def _factor(state: LeadState, rules: Rules, at: float | None) -> float:
 
 
 def score_of(state: LeadState, rules: Rules, at: float | None = None) -> tuple[float, float]:
-    """(score, fit) without the breakdown: the fast path; equal to evaluate()'s.
-
-    The same parts as `_engagement_values` + `_raw`, summed by the same `fsum`
-    (exact, so independent of order), without the intermediate lists and dicts."""
+    """(score, fit) without the breakdown: the fast path; equal to evaluate()'s."""
     prepared = compiled(rules)
     fit = _fit(state, rules)[1]
-    factor = _factor(state, rules, at)
-    by_name = prepared.engagement_by_name
-    decaying = prepared.decaying
-    capped = prepared.engagement_cap_by_group
+    return total_of(state, prepared, fit, _factor(state, rules, at)), fit
+
+
+def total_of(state: LeadState, prepared: Compiled, fit: float, factor: float) -> float:
+    """The score: `fit` plus the engagement values decayed by `factor`, caps and floor applied.
+
+    The same parts as `_engagement_values` + `_raw`, summed by `fsum` (exact, so
+    independent of order), without the intermediate items."""
+    info = prepared.rule_info
     parts = [fit]
-    grouped: dict[str, list[float]] = {}
+    grouped: list[list[float]] | None = None
     for name, rule_state in state.rules.items():
-        rule = by_name.get(name)
-        if rule is None or rule_state.count == 0:
+        if not rule_state.count:
             continue
-        value = rule_state.value * factor if name in decaying else rule_state.value
-        if rule.cap is not None and value > rule.cap:
-            value = rule.cap
-        group = rule.group
-        if group is not None and group in capped:
-            grouped.setdefault(group, []).append(value)
-        else:
+        spec = info.get(name)
+        if spec is None:
+            continue
+        cap, group, decays = spec
+        value = rule_state.value * factor if decays else rule_state.value
+        if cap is not None and value > cap:
+            value = cap
+        if group < 0:
             parts.append(value)
-    for group, group_values in grouped.items():
-        parts.append(min(capped[group], math.fsum(group_values)))
-    return _limit(math.fsum(parts), rules), fit
+        else:
+            if grouped is None:
+                grouped = [[] for _ in prepared.group_caps]
+            grouped[group].append(value)
+    if grouped is not None:
+        for cap, values in zip(prepared.group_caps, grouped, strict=True):
+            if values:
+                total = fsum(values)
+                parts.append(total if total < cap else cap)
+    raw = fsum(parts)
+    high = prepared.total_cap
+    if high is not None and raw > high:
+        return high
+    low = prepared.total_floor
+    if low is not None and raw < low:
+        return low
+    return raw
 
 
 def evaluate(state: LeadState, rules: Rules, at: float | None = None) -> Score:

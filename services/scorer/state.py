@@ -65,6 +65,9 @@ class LeadState:
     last_event_id: str | None = None
     position: int | None = None
     """The log position (source offset) of the last event read; redeliveries are at or before it."""
+    fit_cache: tuple[object, float] | None = field(default=None, compare=False, repr=False)
+    """Not stored: (compiled rules, fit of the current attributes), kept by the core
+    between events; reset whenever an event changes the attributes."""
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(
