@@ -27,6 +27,16 @@ class Item:
     events: tuple[str, ...]
     part: Part = "engagement"
 
+    def to_dict(self) -> dict[str, object]:
+        """The fields of its BreakdownItem, to validate with the event that carries it."""
+        return {
+            "rule": self.rule,
+            "group": self.group,
+            "part": self.part,
+            "points": self.points,
+            "events": list(self.events),
+        }
+
     def to_model(self) -> BreakdownItem:
         return BreakdownItem(
             rule=self.rule,

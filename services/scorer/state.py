@@ -1,4 +1,5 @@
-"""A lead's scoring state: plain data, serialised to JSON bytes for the table.
+"""A lead's scoring state: plain data, serialised to JSON bytes for the table
+(one JSON object, then one line per history entry; see `LeadState.to_bytes`).
 
 Times are event times in epoch seconds (floats); nothing here reads a clock.
 Floats survive the JSON round trip exactly (orjson writes the shortest repr),
@@ -59,8 +60,10 @@ class LeadState:
     last_handoff_at: float | None = None
     last_handoff_id: str | None = None
     crm_status: str | None = None
-    history: list[list[Any]] = field(default_factory=list)
-    """Recent scores, oldest first: [time, event id or None (sweep), score, fit, segment]."""
+    recent: list[bytes] = field(default_factory=list)
+    """Recent scores, oldest first, each kept as the JSON array [time, event id or
+    None (sweep), score, fit, segment]: only the lead view reads them (`history`),
+    so loading and storing a state never parses or rebuilds them."""
     events_applied: int = 0
     last_event_id: str | None = None
     position: int | None = None
@@ -69,8 +72,21 @@ class LeadState:
     """Not stored: (compiled rules, fit of the current attributes), kept by the core
     between events; reset whenever an event changes the attributes."""
 
+    @property
+    def history(self) -> list[list[Any]]:
+        """Recent scores, oldest first: [time, event id or None (sweep), score, fit, segment]."""
+        return [orjson.loads(entry) for entry in self.recent]
+
+    def record(self, entry: list[Any], keep: int) -> None:
+        """Append a history entry; keep the latest `keep`."""
+        recent = self.recent
+        recent.append(orjson.dumps(entry))
+        if len(recent) > keep:
+            del recent[:-keep]
+
     def to_bytes(self) -> bytes:
-        return orjson.dumps(
+        """One JSON object (the state), then each history entry on a line of its own."""
+        head = orjson.dumps(
             {
                 "lead_id": self.lead_id,
                 "attributes": self.attributes,
@@ -89,16 +105,25 @@ class LeadState:
                 "last_handoff_at": self.last_handoff_at,
                 "last_handoff_id": self.last_handoff_id,
                 "crm_status": self.crm_status,
-                "history": self.history,
                 "events_applied": self.events_applied,
                 "last_event_id": self.last_event_id,
                 "position": self.position,
             }
         )
+        return b"\n".join((head, *self.recent)) if self.recent else head
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "LeadState":
-        doc = orjson.loads(raw)
+        if type(raw) is not bytes:
+            raw = bytes(raw)  # a memoryview or bytearray from a store
+        head, _, tail = raw.partition(b"\n")  # orjson never writes a raw newline
+        doc = orjson.loads(head)
+        if tail:
+            recent = tail.split(b"\n")
+        elif "history" in doc:  # written before the history had lines of its own
+            recent = [orjson.dumps(entry) for entry in doc["history"]]
+        else:
+            recent = []
         return cls(
             lead_id=doc["lead_id"],
             attributes=doc["attributes"],
@@ -117,7 +142,7 @@ class LeadState:
             last_handoff_at=doc["last_handoff_at"],
             last_handoff_id=doc["last_handoff_id"],
             crm_status=doc["crm_status"],
-            history=doc["history"],
+            recent=recent,
             events_applied=doc["events_applied"],
             last_event_id=doc["last_event_id"],
             position=doc.get("position"),
