@@ -24,7 +24,6 @@ from schemas.data import (
     CrmStatusChangedData,
     HandoffReason,
     LeadUpdatedData,
-    Segment,
 )
 from schemas.envelope import CloudEvent
 from schemas.event_types import EventType
@@ -143,7 +142,7 @@ def apply_event(
         else "low"
     )
     if segment != state.segment:
-        outputs.append(_segment_changed(state, Segment(segment), value, rules, event))
+        outputs.append(_segment_changed(state, segment, value, rules, event))
     if state.handoff_status is _HANDED_OFF and value < prepared.rearm_below:
         state.handoff_status = _ARMED
     fired = _fire_triggers(state, matched, t, value) if matched[2] else None
@@ -187,7 +186,7 @@ def sweep(state: LeadState, now: datetime, rules: Rules) -> Result:
     segment = segment_of(value, rules)
     if segment.value == state.segment:
         return Result(state, Outcome.NO_RULE)
-    output = _segment_changed(state, segment, value, rules, None, now)
+    output = _segment_changed(state, segment.value, value, rules, None, now)
     _record_history(state, rules, at, value, fit, None)
     return Result(state, Outcome.SCORED, [output])
 
@@ -220,11 +219,13 @@ def _apply(
     data = getattr(event, "data", None)
     event_type = event.type
     if event_type == _LEAD_UPDATED and isinstance(data, LeadUpdatedData):
-        update = data.attributes.model_dump(exclude_none=True)
-        custom = update.pop("custom", None)
+        # the model's own values (str, int, a dict for custom): what model_dump gives
+        update = data.attributes.__dict__
+        custom = update.get("custom")
         for name, value in update.items():
-            state.attributes[name] = value
-            state.attribute_events[name] = event.id
+            if value is not None and name != "custom":
+                state.attributes[name] = value
+                state.attribute_events[name] = event.id
         if custom:
             merged = dict(state.attributes.get("custom") or {})
             merged.update(custom)
@@ -317,7 +318,7 @@ def _fire_triggers(state: LeadState, matched: Matched, t: float, score: float) -
         hits = state.triggers.get(name)
         if hits is None:
             hits = state.triggers[name] = []
-        hits.append((t, asset))
+        hits.append([t, asset])
         if window is not None:
             horizon = (state.as_of or t) - window
             hits[:] = [hit for hit in hits if hit[0] > horizon]
@@ -360,14 +361,14 @@ def _qualifies(
 
 def _segment_changed(
     state: LeadState,
-    segment: Segment,
+    segment: str,
     score: float,
     rules: Rules,
     event: CloudEvent | None,
     now: datetime | None = None,
 ) -> SegmentChanged:
     previous = state.segment
-    state.segment = segment.value
+    state.segment = segment
     state.segment_changes += 1
     time = event.time if event is not None else (now or datetime.fromtimestamp(0, UTC))
     # one validation of plain values (not a model per level): the same event, cheaper

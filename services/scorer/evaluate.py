@@ -182,12 +182,10 @@ def total_of(state: LeadState, prepared: Compiled, fit: float, factor: float) ->
     independent of order), without the intermediate items."""
     info = prepared.rule_info
     parts = [fit]
-    grouped: list[list[float]] | None = None
+    grouped: dict[int, list[float]] | None = None
     for name, rule_state in state.rules.items():
-        if not rule_state.count:
-            continue
         spec = info.get(name)
-        if spec is None:
+        if spec is None or not rule_state.count:
             continue
         cap, group, decays = spec
         value = rule_state.value * factor if decays else rule_state.value
@@ -195,15 +193,18 @@ def total_of(state: LeadState, prepared: Compiled, fit: float, factor: float) ->
             value = cap
         if group < 0:
             parts.append(value)
-        else:
-            if grouped is None:
-                grouped = [[] for _ in prepared.group_caps]
+        elif grouped is None:
+            grouped = {group: [value]}
+        elif group in grouped:
             grouped[group].append(value)
+        else:
+            grouped[group] = [value]
     if grouped is not None:
-        for cap, values in zip(prepared.group_caps, grouped, strict=True):
-            if values:
-                total = fsum(values)
-                parts.append(total if total < cap else cap)
+        caps = prepared.group_caps
+        for group, values in grouped.items():
+            total = fsum(values)
+            cap = caps[group]
+            parts.append(total if total < cap else cap)
     raw = fsum(parts)
     high = prepared.total_cap
     if high is not None and raw > high:

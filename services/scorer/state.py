@@ -24,6 +24,10 @@ class HandoffStatus(StrEnum):
     """An opportunity or a customer: no new hand-off until the CRM recycles it."""
 
 
+_STATUS = {status.value: status for status in HandoffStatus}
+"""By value: a dict lookup, where HandoffStatus(value) runs the enum machinery."""
+
+
 @dataclass(slots=True)
 class RuleState:
     """One engagement rule's part of a lead's score."""
@@ -48,8 +52,9 @@ class LeadState:
     as_of: float | None = None
     """The latest event time seen; engagement values are decayed to it."""
     rules: dict[str, RuleState] = field(default_factory=dict)
-    triggers: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
-    """Per trigger, the matching events (time, asset key) still inside its window."""
+    triggers: dict[str, list[list[Any]]] = field(default_factory=dict)
+    """Per trigger, the matching events [time, asset key] still inside its window
+    (lists, as JSON gives them back: a loaded state needs no conversion)."""
     seen: dict[str, float] = field(default_factory=dict)
     """Applied event ids -> the lead's `as_of` when applied, in arrival order (dedupe)."""
     segment: str | None = None
@@ -133,11 +138,11 @@ class LeadState:
                 name: RuleState(value, count, events, keys, times)
                 for name, (value, count, events, keys, times) in doc["rules"].items()
             },
-            triggers={name: [(t, k) for t, k in hits] for name, hits in doc["triggers"].items()},
+            triggers=doc["triggers"],
             seen=doc["seen"],
             segment=doc["segment"],
             segment_changes=doc["segment_changes"],
-            handoff_status=HandoffStatus(doc["handoff_status"]),
+            handoff_status=_STATUS[doc["handoff_status"]],
             handoffs=doc["handoffs"],
             last_handoff_at=doc["last_handoff_at"],
             last_handoff_id=doc["last_handoff_id"],
