@@ -5,9 +5,8 @@ floor adjustment, so that its items always add up to the score.
 """
 
 import math
-from dataclasses import dataclass
 from math import fsum
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import orjson
 
@@ -19,8 +18,9 @@ from services.scorer.state import LeadState
 Part = Literal["fit", "engagement", "limit"]
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
+class Item(NamedTuple):
+    """One line of the breakdown (a named tuple: immutable, and cheap to make)."""
+
     rule: str
     group: str | None
     points: float
@@ -47,8 +47,7 @@ class Item:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Score:
+class Score(NamedTuple):
     score: float
     fit: float
     engagement: float
@@ -109,8 +108,12 @@ def fit_total(state: LeadState, rules: Rules) -> float:
 
 def fit_items(state: LeadState, rules: Rules) -> tuple[Item, ...]:
     """The fit part of the breakdown: a function of the current attributes only."""
+    return _fit_items(state, _fit(state, rules)[0])
+
+
+def _fit_items(state: LeadState, matches: FitMatch) -> tuple[Item, ...]:
     items = []
-    for name, label, points, field in _fit(state, rules)[0]:
+    for name, label, points, field in matches:
         source = state.attribute_events.get(field) if field else None
         part: Part = "limit" if name.startswith("cap:") else "fit"
         items.append(Item(name, label, points, (source,) if source else (), part))
@@ -218,7 +221,7 @@ def total_of(state: LeadState, prepared: Compiled, fit: float, factor: float) ->
 def evaluate(state: LeadState, rules: Rules, at: float | None = None) -> Score:
     """The score of `state` at time `at` (default: its latest event time), with the
     breakdown: every rule's points, and cap and floor adjustments as their own lines."""
-    fit = _fit(state, rules)[1]
+    fit_matches, fit = _fit(state, rules)
     values = _engagement_values(state, rules, _factor(state, rules, at))
     raw = _raw(fit, values, rules)
     score = _limit(raw, rules)
@@ -236,7 +239,7 @@ def evaluate(state: LeadState, rules: Rules, at: float | None = None) -> Score:
         score=score,
         fit=fit,
         engagement=score - fit,
-        items=(*fit_items(state, rules), *engagement_items),
+        items=(*_fit_items(state, fit_matches), *engagement_items),
     )
 
 
