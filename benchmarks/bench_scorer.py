@@ -3,6 +3,7 @@ the real broker, and of a bare aiokafka consume -> score -> produce loop doing
 the same work. Writes the results into docs/BENCHMARKS.md (its scorer section).
 
 Run: .venv/bin/python -m benchmarks.bench_scorer [--leads N] [--events-per-lead M]
+(`--core-only`: just the two pure core rows, without the broker, printed only.)
 Needs the broker (HOTLEAD_KAFKA_BOOTSTRAP, default 127.0.0.1:9092).
 """
 
@@ -251,6 +252,9 @@ async def main() -> None:
     parser.add_argument("--leads", type=int, default=5000)
     parser.add_argument("--events-per-lead", type=int, default=10)
     parser.add_argument("--no-doc", action="store_true", help="print only, leave the doc alone")
+    parser.add_argument(
+        "--core-only", action="store_true", help="only the pure core rows (no broker); no doc"
+    )
     args = parser.parse_args()
     configure_logging("WARNING")  # the bench itself prints only its results
 
@@ -262,6 +266,8 @@ async def main() -> None:
     print(f"pure core (decoded events): {core_rate:,.0f} events/s", flush=True)
     decoding_rate = bench_core_decoding(records)
     print(f"pure core with decoding: {decoding_rate:,.0f} events/s", flush=True)
+    if args.core_only:
+        return
 
     base = KafkaSettings()
     settings = KafkaSettings(

@@ -1,11 +1,74 @@
 """Rules prepared for fast evaluation: regexes compiled, rules indexed by event
-type, fit matchers built once. Made on first use and kept on the Rules object."""
+type, fit matchers built once, thresholds as plain floats. Made once per Rules
+object (on first use) and shared: the scoring core reads only this in its hot path."""
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
 
-from services.scorer.rules import EngagementRule, EventMatch, FitRule, Rules, Trigger
+from schemas.envelope import CloudEvent
+from services.scorer.matching import event_fields, match_key
+from services.scorer.rules import EngagementRule, EventMatch, FitRule, RepeatKind, Rules, Trigger
+
+Patterns = tuple[tuple[str, re.Pattern[str]], ...]
+"""(event field, regex) pairs that must all match (searched, case-insensitive)."""
+
+EVERY, ONCE_PER_LEAD, ONCE_PER_ASSET, WINDOW = 0, 1, 2, 3
+_KIND = {
+    RepeatKind.EVERY: EVERY,
+    RepeatKind.ONCE_PER_LEAD: ONCE_PER_LEAD,
+    RepeatKind.ONCE_PER_ASSET: ONCE_PER_ASSET,
+    RepeatKind.WINDOW: WINDOW,
+}
+
+RulePlan = tuple[EngagementRule, str, Patterns, float, bool, int, float, int]
+"""(rule, name, patterns, points, decays, repeat kind, repeat window, repeat at_most)."""
+TriggerPlan = tuple[Trigger, str, Patterns, float | None, int, bool, float, int]
+"""(trigger, name, patterns, window, count, distinct, min_score, hits kept)."""
+RuleInfo = tuple[float | None, int, bool]
+"""(rule cap, index of its capped group or -1, decays) of an engagement rule."""
+
+
+@dataclass(frozen=True, slots=True)
+class TypePlan:
+    """What an event of one type can do: its rules and triggers, in file order."""
+
+    engagement: tuple[RulePlan, ...]
+    triggers: tuple[TriggerPlan, ...]
+    needs_any: bool
+    """A rule or trigger of this type matches on `any`."""
+    needs_key: bool
+    """A once-per-asset rule or a trigger of this type needs the event's asset key."""
+    memo: dict[Hashable, "Matched"] = field(default_factory=dict, compare=False)
+    """match_key(event) -> what matched: the matching is a function of those fields."""
+
+
+Matched = tuple[str, tuple[RulePlan, ...], tuple[TriggerPlan, ...]]
+"""(the event's asset key, the engagement rules and the triggers it matches)."""
+MEMO_SIZE = 20_000
+"""Distinct payloads remembered per event type (the memo is emptied when full)."""
+
+
+def match_event(plan: TypePlan, event: CloudEvent) -> Matched:
+    """The rules and triggers of `plan` that `event` matches, and its asset key.
+
+    Memoised on the event's matchable fields: many events share their page,
+    email or asset, and the regular expressions then run once per distinct payload."""
+    key = match_key(event)
+    memo = plan.memo
+    hit = memo.get(key)
+    if hit is not None:
+        return hit
+    fields = event_fields(event, with_any=plan.needs_any, with_key=plan.needs_key)
+    matched = (
+        fields.get("key", ""),
+        tuple(rule for rule in plan.engagement if matches(rule[2], fields)),
+        tuple(trigger for trigger in plan.triggers if matches(trigger[2], fields)),
+    )
+    if len(memo) >= MEMO_SIZE:
+        memo.clear()
+    memo[key] = matched
+    return matched
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,10 +83,22 @@ class Match:
         return True
 
 
-def _match(spec: EventMatch) -> Match:
-    return Match(
-        tuple((name, re.compile(pattern, re.IGNORECASE)) for name, pattern in spec.field_patterns())
+def _patterns(spec: EventMatch) -> Patterns:
+    return tuple(
+        (name, re.compile(pattern, re.IGNORECASE)) for name, pattern in spec.field_patterns()
     )
+
+
+def _match(spec: EventMatch) -> Match:
+    return Match(_patterns(spec))
+
+
+def matches(patterns: Patterns, fields: dict[str, str]) -> bool:
+    for name, pattern in patterns:
+        value = fields.get(name)
+        if not value or pattern.search(value) is None:
+            return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +142,22 @@ class Compiled:
     decaying: frozenset[str]
     engagement_caps: tuple[tuple[str, float], ...]
     engagement_cap_by_group: dict[str, float]
+    plans: dict[str, TypePlan]
+    """Per event type (str value): what it can score and trigger."""
+    rule_info: dict[str, RuleInfo]
+    group_caps: tuple[float, ...]
+    """The caps of the capped engagement groups, indexed as in `rule_info`."""
+    half_life: float | None
+    segment_mid: float
+    segment_high: float
+    threshold: float
+    rearm_below: float
+    cooldown: float | None
+    total_cap: float | None
+    total_floor: float | None
+    history: int
+    dedupe_window: float
+    dedupe_max_ids: int
 
 
 def compile_rules(rules: Rules) -> Compiled:
@@ -97,7 +188,34 @@ def compile_rules(rules: Rules) -> Compiled:
         for name, spec in rules.groups.items()
         if spec.cap is not None and name in engaged_groups
     )
+    group_index = {name: i for i, (name, _) in enumerate(caps)}
+    rule_info: dict[str, RuleInfo] = {
+        r.name: (r.cap, group_index.get(r.group, -1) if r.group else -1, r.decay)
+        for r in rules.engagement
+    }
+    event_types = {*engagement, *triggers}
+    plans = {
+        event_type: _type_plan(
+            [rule for rule, _ in engagement.get(event_type, ())],
+            [trigger for trigger, _ in triggers.get(event_type, ())],
+        )
+        for event_type in event_types
+    }
     return Compiled(
+        plans=plans,
+        rule_info=rule_info,
+        group_caps=tuple(cap for _, cap in caps),
+        half_life=rules.half_life,
+        segment_mid=rules.segments.mid,
+        segment_high=rules.segments.high,
+        threshold=rules.handoff.threshold,
+        rearm_below=rules.handoff.rearm_below,
+        cooldown=rules.handoff.cooldown,
+        total_cap=rules.total.cap,
+        total_floor=rules.total.floor,
+        history=rules.history,
+        dedupe_window=rules.dedupe.window,
+        dedupe_max_ids=rules.dedupe.max_ids,
         fit_groups=fit_groups,
         engagement_by_type={k: tuple(v) for k, v in engagement.items()},
         triggers_by_type={k: tuple(v) for k, v in triggers.items()},
@@ -105,6 +223,43 @@ def compile_rules(rules: Rules) -> Compiled:
         decaying=frozenset(r.name for r in rules.engagement if r.decay),
         engagement_caps=caps,
         engagement_cap_by_group=dict(caps),
+    )
+
+
+def _type_plan(rules: list[EngagementRule], triggers: list[Trigger]) -> TypePlan:
+    engagement = tuple(
+        (
+            rule,
+            rule.name,
+            _patterns(rule),
+            rule.points,
+            rule.decay,
+            _KIND[rule.repeat.kind],
+            rule.repeat.window or 0.0,
+            rule.repeat.at_most or 0,
+        )
+        for rule in rules
+    )
+    trigger_plans = tuple(
+        (
+            trigger,
+            trigger.name,
+            _patterns(trigger),
+            trigger.window,
+            trigger.count,
+            trigger.distinct,
+            trigger.min_score,
+            max(trigger.count * 4, 16),
+        )
+        for trigger in triggers
+    )
+    specs: list[EventMatch] = [*rules, *triggers]
+    return TypePlan(
+        engagement=engagement,
+        triggers=trigger_plans,
+        needs_any=any(spec.any is not None for spec in specs),
+        needs_key=bool(triggers)
+        or any(rule.repeat.kind is RepeatKind.ONCE_PER_ASSET for rule in rules),
     )
 
 

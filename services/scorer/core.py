@@ -15,6 +15,7 @@ Per event, in order:
    trigger) emits one HandoffRequested with id `ho-<lead>-<sequence>`.
 """
 
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -22,22 +23,26 @@ from enum import StrEnum
 from schemas.data import (
     CrmStatusChangedData,
     HandoffReason,
-    HandoffRequestedData,
-    LeadAttributes,
     LeadUpdatedData,
-    Segment,
-    SegmentChangedData,
 )
 from schemas.envelope import CloudEvent
 from schemas.event_types import EventType
 from schemas.events import HandoffRequested, SegmentChanged
-from services.scorer.compiled import compiled
-from services.scorer.evaluate import Score, decay_factor, evaluate, score_of, segment_of
-from services.scorer.matching import event_fields
-from services.scorer.rules import CrmAction, EngagementRule, RepeatKind, Rules, Trigger
+from services.scorer.compiled import (
+    ONCE_PER_ASSET,
+    ONCE_PER_LEAD,
+    WINDOW,
+    Compiled,
+    Matched,
+    compiled,
+    match_event,
+)
+from services.scorer.evaluate import Score, evaluate, fit_total, score_of, segment_of, total_of
+from services.scorer.rules import CrmAction, Rules, Trigger
 from services.scorer.state import HandoffStatus, LeadState, RuleState
 
 SOURCE = "/scorer"
+NOTHING: Matched = ("", (), ())
 EVENTS_PER_RULE = 10
 KEYS_PER_RULE = 1000
 
@@ -49,6 +54,18 @@ class Outcome(StrEnum):
     """Applied (remembered for dedupe) but no rule gave points."""
     DUPLICATE = "duplicate"
     BOT = "bot"
+
+
+# Enum members as module constants: `Enum.MEMBER` is looked up through the enum
+# metaclass (~0.3 us each on the development machine), several times per event.
+_BOT, _DUPLICATE, _SCORED, _NO_RULE = (
+    Outcome.BOT,
+    Outcome.DUPLICATE,
+    Outcome.SCORED,
+    Outcome.NO_RULE,
+)
+_ARMED, _HANDED_OFF = HandoffStatus.ARMED, HandoffStatus.HANDED_OFF
+_LEAD_UPDATED, _CRM_STATUS_CHANGED = EventType.LEAD_UPDATED, EventType.CRM_STATUS_CHANGED
 
 
 @dataclass(slots=True)
@@ -88,41 +105,73 @@ def apply_event(
 ) -> Result:
     """Like score_event, but updates `state` in place (the faust agent owns its copy)."""
     if event.bot is not None:
-        return Result(state, Outcome.BOT)  # changes nothing, not even the position
+        return Result(state, _BOT, [], None, None)  # changes nothing, not even the position
     if position is not None:
-        if state.position is not None and position <= state.position:
-            return Result(state, Outcome.DUPLICATE)
+        last = state.position
+        if last is not None and position <= last:
+            return Result(state, _DUPLICATE, [], None, None)
         state.position = position
-    if event.id in state.seen:
-        return Result(state, Outcome.DUPLICATE)
+    event_id = event.id
+    if event_id in state.seen:
+        return Result(state, _DUPLICATE, [], None, None)
+    prepared = compiled(rules)
     t = event.time.timestamp()
-    if state.handoff_status is HandoffStatus.HANDED_OFF:
-        before, _ = score_of(state, rules, at=t)
-        if before < rules.handoff.rearm_below:
-            state.handoff_status = HandoffStatus.ARMED
-    _advance(state, rules, t)
-    fields = event_fields(event)
-    earned = _apply(state, event, fields, rules, t)
-    _remember(state, event.id, rules)
+    if state.handoff_status is _HANDED_OFF:
+        as_of = state.as_of
+        factor = _decay(prepared, t - as_of) if as_of is not None else 1.0
+        if total_of(state, prepared, _fit_of(state, rules, prepared), factor) < (
+            prepared.rearm_below
+        ):
+            state.handoff_status = _ARMED
+    _advance(state, prepared, t)
+    plan = prepared.plans.get(event.type)
+    matched = match_event(plan, event) if plan is not None else NOTHING
+    earned = _apply(state, event, matched, rules, prepared, t)
+    _remember(state, event_id, prepared)
     state.events_applied += 1
-    state.last_event_id = event.id
+    state.last_event_id = event_id
 
-    value, fit = score_of(state, rules)
+    fit = _fit_of(state, rules, prepared)
+    value = total_of(state, prepared, fit, 1.0)
     outputs: list[CloudEvent] = []
-    segment = segment_of(value, rules)
-    if segment.value != state.segment:
+    segment = (
+        "high"
+        if value >= prepared.segment_high
+        else "mid"
+        if value >= prepared.segment_mid
+        else "low"
+    )
+    if segment != state.segment:
         outputs.append(_segment_changed(state, segment, value, rules, event))
-    if state.handoff_status is HandoffStatus.HANDED_OFF and value < rules.handoff.rearm_below:
-        state.handoff_status = HandoffStatus.ARMED
-    fired = _fire_triggers(state, event, fields, rules, t, value)
-    reason = _qualifies(state, rules, t, value, fired)
+    if state.handoff_status is _HANDED_OFF and value < prepared.rearm_below:
+        state.handoff_status = _ARMED
+    fired = _fire_triggers(state, matched, t, value) if matched[2] else None
     score = None
-    if reason is not None:
-        score = evaluate(state, rules)
-        outputs.append(_handoff(state, reason, score, rules, event))
-    _record_history(state, rules, t, value, fit, event.id)
-    outcome = Outcome.SCORED if earned else Outcome.NO_RULE
-    return Result(state, outcome, outputs, rules, score)
+    if state.handoff_status is _ARMED:
+        reason = _qualifies(state, prepared, t, value, fired)
+        if reason is not None:
+            score = evaluate(state, rules)
+            outputs.append(_handoff(state, reason, score, rules, event))
+    state.record([t, event_id, value, fit, state.segment], prepared.history)
+    return Result(state, _SCORED if earned else _NO_RULE, outputs, rules, score)
+
+
+def _decay(prepared: Compiled, elapsed: float) -> float:
+    """As evaluate.decay_factor: what remains of a decaying value after `elapsed` s."""
+    half_life = prepared.half_life
+    if half_life is None or elapsed <= 0:
+        return 1.0
+    return math.pow(2.0, -elapsed / half_life)
+
+
+def _fit_of(state: LeadState, rules: Rules, prepared: Compiled) -> float:
+    """The fit of the current attributes, kept on the state until they change."""
+    cache = state.fit_cache
+    if cache is not None and cache[0] is prepared:
+        return cache[1]
+    fit = fit_total(state, rules)
+    state.fit_cache = (prepared, fit)
+    return fit
 
 
 def sweep(state: LeadState, now: datetime, rules: Rules) -> Result:
@@ -137,51 +186,94 @@ def sweep(state: LeadState, now: datetime, rules: Rules) -> Result:
     segment = segment_of(value, rules)
     if segment.value == state.segment:
         return Result(state, Outcome.NO_RULE)
-    output = _segment_changed(state, segment, value, rules, None, now)
+    output = _segment_changed(state, segment.value, value, rules, None, now)
     _record_history(state, rules, at, value, fit, None)
     return Result(state, Outcome.SCORED, [output])
 
 
-def _advance(state: LeadState, rules: Rules, t: float) -> None:
-    if state.as_of is None:
+def _advance(state: LeadState, prepared: Compiled, t: float) -> None:
+    as_of = state.as_of
+    if as_of is None:
         state.as_of = t
         return
-    if t <= state.as_of:
+    if t <= as_of:
         return
-    factor = decay_factor(rules, t - state.as_of)
+    factor = _decay(prepared, t - as_of)
     if factor != 1.0:
-        decaying = compiled(rules).decaying
+        info = prepared.rule_info
         for name, rule_state in state.rules.items():
-            if name in decaying:
+            spec = info.get(name)
+            if spec is not None and spec[2]:
                 rule_state.value *= factor
     state.as_of = t
 
 
 def _apply(
-    state: LeadState, event: CloudEvent, fields: dict[str, str], rules: Rules, t: float
+    state: LeadState,
+    event: CloudEvent,
+    matched: Matched,
+    rules: Rules,
+    prepared: Compiled,
+    t: float,
 ) -> bool:
     data = getattr(event, "data", None)
-    if event.type == EventType.LEAD_UPDATED and isinstance(data, LeadUpdatedData):
-        update = data.attributes.model_dump(exclude_none=True)
-        custom = update.pop("custom", None)
+    event_type = event.type
+    if event_type == _LEAD_UPDATED and isinstance(data, LeadUpdatedData):
+        # the model's own values (str, int, a dict for custom): what model_dump gives
+        update = data.attributes.__dict__
+        custom = update.get("custom")
         for name, value in update.items():
-            state.attributes[name] = value
-            state.attribute_events[name] = event.id
+            if value is not None and name != "custom":
+                state.attributes[name] = value
+                state.attribute_events[name] = event.id
         if custom:
             merged = dict(state.attributes.get("custom") or {})
             merged.update(custom)
             state.attributes["custom"] = merged
             state.attribute_events["custom"] = event.id
+        state.fit_cache = None
         return True
     earned = False
-    if event.type == EventType.CRM_STATUS_CHANGED and isinstance(data, CrmStatusChangedData):
+    if event_type == _CRM_STATUS_CHANGED and isinstance(data, CrmStatusChangedData):
         _crm_feedback(state, data, rules)
         earned = True
-    late = decay_factor(rules, state.as_of - t) if state.as_of is not None else 1.0
-    for rule, match in compiled(rules).engagement_by_type.get(event.type, ()):
-        if match(fields) and _may_score(state, rule, fields, t):
-            _earn(state, rule, event.id, fields, t, late)
-            earned = True
+    asset, rule_plans, _ = matched
+    if not rule_plans:
+        return earned
+    as_of = state.as_of
+    late = _decay(prepared, as_of - t) if as_of is not None else 1.0
+    rule_states = state.rules
+    for rule_plan in rule_plans:
+        _, name, _, points, decays, kind, window, at_most = rule_plan
+        rule_state = rule_states.get(name)
+        if rule_state is None:
+            rule_state = rule_states[name] = RuleState()
+        elif kind == ONCE_PER_LEAD:
+            if rule_state.count:
+                continue
+        elif kind == ONCE_PER_ASSET:
+            if asset in rule_state.keys:
+                continue
+        elif kind == WINDOW:
+            low = t - window
+            if sum(1 for s in rule_state.times if low < s <= t) >= at_most:
+                continue
+        rule_state.value += points * late if decays else points
+        rule_state.count += 1
+        events = rule_state.events
+        events.append(event.id)
+        if len(events) > EVENTS_PER_RULE:
+            del events[:-EVENTS_PER_RULE]
+        if kind == ONCE_PER_ASSET:
+            keys = rule_state.keys
+            keys.append(asset)
+            if len(keys) > KEYS_PER_RULE:
+                del keys[:-KEYS_PER_RULE]
+        elif kind == WINDOW:
+            horizon = (as_of or t) - window
+            rule_state.times = [s for s in rule_state.times if s > horizon]
+            rule_state.times.append(t)
+        earned = True
     return earned
 
 
@@ -205,101 +297,59 @@ def _crm_feedback(state: LeadState, data: CrmStatusChangedData, rules: Rules) ->
         state.handoff_status = HandoffStatus.ARMED
 
 
-def _may_score(state: LeadState, rule: EngagementRule, fields: dict[str, str], t: float) -> bool:
-    rule_state = state.rules.get(rule.name)
-    if rule_state is None:
-        return True
-    repeat = rule.repeat
-    if repeat.kind is RepeatKind.EVERY:
-        return True
-    if repeat.kind is RepeatKind.ONCE_PER_LEAD:
-        return rule_state.count == 0
-    if repeat.kind is RepeatKind.ONCE_PER_ASSET:
-        return fields["key"] not in rule_state.keys
-    assert repeat.window is not None  # noqa: S101 - guaranteed by the Repeat model
-    assert repeat.at_most is not None  # noqa: S101
-    recent = [s for s in rule_state.times if t - repeat.window < s <= t]
-    return len(recent) < repeat.at_most
-
-
-def _earn(
-    state: LeadState,
-    rule: EngagementRule,
-    event_id: str,
-    fields: dict[str, str],
-    t: float,
-    late: float,
-) -> None:
-    rule_state = state.rules.setdefault(rule.name, RuleState())
-    rule_state.value += rule.points * late if rule.decay else rule.points
-    rule_state.count += 1
-    rule_state.events.append(event_id)
-    del rule_state.events[:-EVENTS_PER_RULE]
-    if rule.repeat.kind is RepeatKind.ONCE_PER_ASSET:
-        rule_state.keys.append(fields["key"])
-        del rule_state.keys[:-KEYS_PER_RULE]
-    elif rule.repeat.kind is RepeatKind.WINDOW:
-        assert rule.repeat.window is not None  # noqa: S101
-        horizon = (state.as_of or t) - rule.repeat.window
-        rule_state.times = [s for s in rule_state.times if s > horizon]
-        rule_state.times.append(t)
-
-
-def _remember(state: LeadState, event_id: str, rules: Rules) -> None:
+def _remember(state: LeadState, event_id: str, prepared: Compiled) -> None:
     watermark = state.as_of or 0.0
-    state.seen[event_id] = watermark
-    horizon = watermark - rules.dedupe.window
     seen = state.seen
-    limit = rules.dedupe.max_ids
+    seen[event_id] = watermark
+    horizon = watermark - prepared.dedupe_window
+    limit = prepared.dedupe_max_ids
     while seen:
-        old_id, applied_at = next(iter(seen.items()))
-        if applied_at >= horizon and len(seen) <= limit:
+        old_id = next(iter(seen))
+        if seen[old_id] >= horizon and len(seen) <= limit:
             break
         del seen[old_id]
 
 
-def _fire_triggers(
-    state: LeadState,
-    event: CloudEvent,
-    fields: dict[str, str],
-    rules: Rules,
-    t: float,
-    score: float,
-) -> Trigger | None:
+def _fire_triggers(state: LeadState, matched: Matched, t: float, score: float) -> Trigger | None:
     fired: Trigger | None = None
-    for trigger, match in compiled(rules).triggers_by_type.get(event.type, ()):
-        if not match(fields):
-            continue
-        hits = state.triggers.setdefault(trigger.name, [])
-        hits.append((t, fields["key"]))
-        if trigger.window is not None:
-            horizon = (state.as_of or t) - trigger.window
+    asset = matched[0]
+    for trigger_plan in matched[2]:
+        trigger, name, _, window, count, distinct, min_score, keep = trigger_plan
+        hits = state.triggers.get(name)
+        if hits is None:
+            hits = state.triggers[name] = []
+        hits.append([t, asset])
+        if window is not None:
+            horizon = (state.as_of or t) - window
             hits[:] = [hit for hit in hits if hit[0] > horizon]
-        del hits[: -max(trigger.count * 4, 16)]
-        inside = [hit for hit in hits if trigger.window is None or t - trigger.window < hit[0] <= t]
-        count = len({key for _, key in inside}) if trigger.distinct else len(inside)
-        if fired is None and count >= trigger.count and score >= trigger.min_score:
+        if len(hits) > keep:
+            del hits[:-keep]
+        if window is not None:
+            low = t - window
+            inside = [hit for hit in hits if low < hit[0] <= t]
+        else:
+            inside = hits
+        seen = len({key for _, key in inside}) if distinct else len(inside)
+        if fired is None and seen >= count and score >= min_score:
             fired = trigger
     return fired
 
 
 def _qualifies(
-    state: LeadState, rules: Rules, t: float, score: float, fired: Trigger | None
+    state: LeadState, prepared: Compiled, t: float, score: float, fired: Trigger | None
 ) -> HandoffReason | None:
-    if state.handoff_status is not HandoffStatus.ARMED:
-        return None
-    cooldown = rules.handoff.cooldown
+    cooldown = prepared.cooldown
     if (
         cooldown is not None
         and state.last_handoff_at is not None
         and t < state.last_handoff_at + cooldown
     ):
         return None
-    if score >= rules.handoff.threshold:
+    if score >= prepared.threshold:
         return HandoffReason(
             kind="threshold",
             name="threshold",
-            detail=f"score {score:.1f} reached the hand-off threshold {rules.handoff.threshold:g}",
+            detail=f"score {score:.1f} reached the hand-off threshold {prepared.threshold:g}",
         )
     if fired is not None:
         detail = fired.detail or f"special trigger {fired.name}"
@@ -311,29 +361,32 @@ def _qualifies(
 
 def _segment_changed(
     state: LeadState,
-    segment: Segment,
+    segment: str,
     score: float,
     rules: Rules,
     event: CloudEvent | None,
     now: datetime | None = None,
 ) -> SegmentChanged:
-    previous = Segment(state.segment) if state.segment is not None else None
-    state.segment = segment.value
+    previous = state.segment
+    state.segment = segment
     state.segment_changes += 1
     time = event.time if event is not None else (now or datetime.fromtimestamp(0, UTC))
-    return SegmentChanged(
-        id=f"seg-{state.lead_id}-{state.segment_changes}",
-        source=SOURCE,
-        subject=state.lead_id,
-        time=time,
-        data=SegmentChangedData(
-            lead_id=state.lead_id,
-            previous=previous,
-            segment=segment,
-            score=score,
-            rules_version=rules.version,
-            cause_event_id=event.id if event is not None else None,
-        ),
+    # one validation of plain values (not a model per level): the same event, cheaper
+    return SegmentChanged.model_validate(
+        {
+            "id": f"seg-{state.lead_id}-{state.segment_changes}",
+            "source": SOURCE,
+            "subject": state.lead_id,
+            "time": time,
+            "data": {
+                "lead_id": state.lead_id,
+                "previous": previous,
+                "segment": segment,
+                "score": score,
+                "rules_version": rules.version,
+                "cause_event_id": event.id if event is not None else None,
+            },
+        }
     )
 
 
@@ -345,26 +398,28 @@ def _handoff(
     state.last_handoff_at = event.time.timestamp()
     handoff_id = handoff_id_for(state.lead_id, state.handoffs)
     state.last_handoff_id = handoff_id
-    return HandoffRequested(
-        id=handoff_id,
-        source=SOURCE,
-        subject=state.lead_id,
-        time=event.time,
-        data=HandoffRequestedData(
-            handoff_id=handoff_id,
-            lead_id=state.lead_id,
-            sequence=state.handoffs,
-            reason=reason,
-            score=score.score,
-            fit=score.fit,
-            engagement=score.engagement,
-            segment=segment_of(score.score, rules),
-            breakdown=[item.to_model() for item in score.items],
-            lead=LeadAttributes.model_validate(state.attributes),
-            trigger_event_id=event.id,
-            trigger_event_time=event.time,
-            rules_version=rules.version,
-        ),
+    return HandoffRequested.model_validate(
+        {
+            "id": handoff_id,
+            "source": SOURCE,
+            "subject": state.lead_id,
+            "time": event.time,
+            "data": {
+                "handoff_id": handoff_id,
+                "lead_id": state.lead_id,
+                "sequence": state.handoffs,
+                "reason": reason,
+                "score": score.score,
+                "fit": score.fit,
+                "engagement": score.engagement,
+                "segment": segment_of(score.score, rules),
+                "breakdown": [item.to_dict() for item in score.items],
+                "lead": state.attributes,
+                "trigger_event_id": event.id,
+                "trigger_event_time": event.time,
+                "rules_version": rules.version,
+            },
+        }
     )
 
 
@@ -376,5 +431,4 @@ def handoff_id_for(lead_id: str, sequence: int) -> str:
 def _record_history(
     state: LeadState, rules: Rules, t: float, score: float, fit: float, event_id: str | None
 ) -> None:
-    state.history.append([t, event_id, score, fit, state.segment])
-    del state.history[: -rules.history]
+    state.record([t, event_id, score, fit, state.segment], rules.history)

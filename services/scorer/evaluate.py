@@ -5,26 +5,37 @@ floor adjustment, so that its items always add up to the score.
 """
 
 import math
-from dataclasses import dataclass
-from typing import Literal
+from math import fsum
+from typing import Literal, NamedTuple
 
 import orjson
 
 from schemas.data import BreakdownItem, Segment
-from services.scorer.compiled import compiled
+from services.scorer.compiled import Compiled, compiled
 from services.scorer.rules import Rules
 from services.scorer.state import LeadState
 
 Part = Literal["fit", "engagement", "limit"]
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
+class Item(NamedTuple):
+    """One line of the breakdown (a named tuple: immutable, and cheap to make)."""
+
     rule: str
     group: str | None
     points: float
     events: tuple[str, ...]
     part: Part = "engagement"
+
+    def to_dict(self) -> dict[str, object]:
+        """The fields of its BreakdownItem, to validate with the event that carries it."""
+        return {
+            "rule": self.rule,
+            "group": self.group,
+            "part": self.part,
+            "points": self.points,
+            "events": list(self.events),
+        }
 
     def to_model(self) -> BreakdownItem:
         return BreakdownItem(
@@ -36,8 +47,7 @@ class Item:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Score:
+class Score(NamedTuple):
     score: float
     fit: float
     engagement: float
@@ -91,10 +101,19 @@ def _fit(state: LeadState, rules: Rules) -> tuple[FitMatch, float]:
     return result
 
 
+def fit_total(state: LeadState, rules: Rules) -> float:
+    """The fit points of the current attributes (caps included)."""
+    return _fit(state, rules)[1]
+
+
 def fit_items(state: LeadState, rules: Rules) -> tuple[Item, ...]:
     """The fit part of the breakdown: a function of the current attributes only."""
+    return _fit_items(state, _fit(state, rules)[0])
+
+
+def _fit_items(state: LeadState, matches: FitMatch) -> tuple[Item, ...]:
     items = []
-    for name, label, points, field in _fit(state, rules)[0]:
+    for name, label, points, field in matches:
         source = state.attribute_events.get(field) if field else None
         part: Part = "limit" if name.startswith("cap:") else "fit"
         items.append(Item(name, label, points, (source,) if source else (), part))
@@ -153,39 +172,56 @@ def _factor(state: LeadState, rules: Rules, at: float | None) -> float:
 
 
 def score_of(state: LeadState, rules: Rules, at: float | None = None) -> tuple[float, float]:
-    """(score, fit) without the breakdown: the fast path; equal to evaluate()'s.
-
-    The same parts as `_engagement_values` + `_raw`, summed by the same `fsum`
-    (exact, so independent of order), without the intermediate lists and dicts."""
+    """(score, fit) without the breakdown: the fast path; equal to evaluate()'s."""
     prepared = compiled(rules)
     fit = _fit(state, rules)[1]
-    factor = _factor(state, rules, at)
-    by_name = prepared.engagement_by_name
-    decaying = prepared.decaying
-    capped = prepared.engagement_cap_by_group
+    return total_of(state, prepared, fit, _factor(state, rules, at)), fit
+
+
+def total_of(state: LeadState, prepared: Compiled, fit: float, factor: float) -> float:
+    """The score: `fit` plus the engagement values decayed by `factor`, caps and floor applied.
+
+    The same parts as `_engagement_values` + `_raw`, summed by `fsum` (exact, so
+    independent of order), without the intermediate items."""
+    info = prepared.rule_info
     parts = [fit]
-    grouped: dict[str, list[float]] = {}
+    grouped: dict[int, list[float]] | None = None
     for name, rule_state in state.rules.items():
-        rule = by_name.get(name)
-        if rule is None or rule_state.count == 0:
+        spec = info.get(name)
+        if spec is None or not rule_state.count:
             continue
-        value = rule_state.value * factor if name in decaying else rule_state.value
-        if rule.cap is not None and value > rule.cap:
-            value = rule.cap
-        group = rule.group
-        if group is not None and group in capped:
-            grouped.setdefault(group, []).append(value)
-        else:
+        cap, group, decays = spec
+        value = rule_state.value * factor if decays else rule_state.value
+        if cap is not None and value > cap:
+            value = cap
+        if group < 0:
             parts.append(value)
-    for group, group_values in grouped.items():
-        parts.append(min(capped[group], math.fsum(group_values)))
-    return _limit(math.fsum(parts), rules), fit
+        elif grouped is None:
+            grouped = {group: [value]}
+        elif group in grouped:
+            grouped[group].append(value)
+        else:
+            grouped[group] = [value]
+    if grouped is not None:
+        caps = prepared.group_caps
+        for group, values in grouped.items():
+            total = fsum(values)
+            cap = caps[group]
+            parts.append(total if total < cap else cap)
+    raw = fsum(parts)
+    high = prepared.total_cap
+    if high is not None and raw > high:
+        return high
+    low = prepared.total_floor
+    if low is not None and raw < low:
+        return low
+    return raw
 
 
 def evaluate(state: LeadState, rules: Rules, at: float | None = None) -> Score:
     """The score of `state` at time `at` (default: its latest event time), with the
     breakdown: every rule's points, and cap and floor adjustments as their own lines."""
-    fit = _fit(state, rules)[1]
+    fit_matches, fit = _fit(state, rules)
     values = _engagement_values(state, rules, _factor(state, rules, at))
     raw = _raw(fit, values, rules)
     score = _limit(raw, rules)
@@ -203,7 +239,7 @@ def evaluate(state: LeadState, rules: Rules, at: float | None = None) -> Score:
         score=score,
         fit=fit,
         engagement=score - fit,
-        items=(*fit_items(state, rules), *engagement_items),
+        items=(*_fit_items(state, fit_matches), *engagement_items),
     )
 
 

@@ -1,5 +1,7 @@
 """Which rules and triggers an event matches: the event's matchable fields."""
 
+from collections.abc import Callable, Hashable
+from operator import attrgetter
 from typing import Any
 
 from schemas.envelope import CloudEvent
@@ -15,28 +17,76 @@ _FIELDS = (
     ("title", "title"),
     ("email", "email_id"),
 )
+_ANY = ("url", "asset", "asset_type", "title")
+
+_BY_MODEL: dict[type, tuple[tuple[str, str], ...]] = {}
+"""Per payload model: the (field, attribute) pairs of _FIELDS it has."""
 
 
-def event_fields(event: CloudEvent) -> dict[str, str]:
-    """The fields rules can match on, as strings; `key` identifies the asset
-    (asset id, else URL without its query, else email, campaign, form or event type)."""
+def _pairs(model: type) -> tuple[tuple[str, str], ...]:
+    known = getattr(model, "model_fields", None)
+    pairs = (
+        _FIELDS
+        if known is None
+        else tuple((name, attribute) for name, attribute in _FIELDS if attribute in known)
+    )
+    _BY_MODEL[model] = pairs
+    return pairs
+
+
+_KEYS: dict[type, Callable[[Any], Hashable]] = {}
+
+
+def _no_fields(data: Any) -> Hashable:
+    return None
+
+
+def _key_getter(model: type) -> Callable[[Any], Hashable]:
+    pairs = _BY_MODEL.get(model) or _pairs(model)
+    getter: Callable[[Any], Hashable] = (
+        attrgetter(*(attribute for _, attribute in pairs)) if pairs else _no_fields
+    )
+    _KEYS[model] = getter
+    return getter
+
+
+def match_key(event: CloudEvent) -> Hashable:
+    """What `event_fields` reads from the event's payload, as a hashable value: two
+    events of one type with equal keys have equal fields (for memoised matching)."""
     data: Any = getattr(event, "data", None)
-    values = data.__dict__ if data is not None else {}
+    if data is None:
+        return None
+    model = type(data)
+    getter = _KEYS.get(model) or _key_getter(model)
+    return getter(data)
+
+
+def event_fields(
+    event: CloudEvent, *, with_any: bool = True, with_key: bool = True
+) -> dict[str, str]:
+    """The fields rules can match on, as strings; `key` identifies the asset
+    (asset id, else URL without its query, else email, campaign, form or event type).
+    `with_any` / `with_key`: whether to add `any` and `key` (the core skips them
+    when no rule or trigger of the event's type uses them)."""
+    data: Any = getattr(event, "data", None)
     fields: dict[str, str] = {}
-    for name, attribute in _FIELDS:
-        value = values.get(attribute)
-        if value is not None:
-            fields[name] = str(value)
-    fields["any"] = " ".join(
-        fields[name] for name in ("url", "asset", "asset_type", "title") if name in fields
-    )
-    url = fields.get("url")
-    fields["key"] = (
-        fields.get("asset")
-        or (url.split("?", 1)[0].split("#", 1)[0] if url else None)
-        or fields.get("email")
-        or fields.get("campaign")
-        or fields.get("form")
-        or str(event.type)
-    )
+    if data is not None:
+        values = data.__dict__
+        pairs = _BY_MODEL.get(type(data)) or _pairs(type(data))
+        for name, attribute in pairs:
+            value = values.get(attribute)
+            if value is not None:
+                fields[name] = value if type(value) is str else str(value)
+    if with_any:
+        fields["any"] = " ".join(fields[name] for name in _ANY if name in fields)
+    if with_key:
+        url = fields.get("url")
+        fields["key"] = (
+            fields.get("asset")
+            or (url.split("?", 1)[0].split("#", 1)[0] if url else None)
+            or fields.get("email")
+            or fields.get("campaign")
+            or fields.get("form")
+            or str(event.type)
+        )
     return fields

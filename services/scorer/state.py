@@ -1,4 +1,5 @@
-"""A lead's scoring state: plain data, serialised to JSON bytes for the table.
+"""A lead's scoring state: plain data, serialised to JSON bytes for the table
+(one JSON object, then one line per history entry; see `LeadState.to_bytes`).
 
 Times are event times in epoch seconds (floats); nothing here reads a clock.
 Floats survive the JSON round trip exactly (orjson writes the shortest repr),
@@ -21,6 +22,10 @@ class HandoffStatus(StrEnum):
     """Sales accepted it: no new hand-off until the CRM recycles it."""
     CLOSED = "closed"
     """An opportunity or a customer: no new hand-off until the CRM recycles it."""
+
+
+_STATUS = {status.value: status for status in HandoffStatus}
+"""By value: a dict lookup, where HandoffStatus(value) runs the enum machinery."""
 
 
 @dataclass(slots=True)
@@ -47,8 +52,9 @@ class LeadState:
     as_of: float | None = None
     """The latest event time seen; engagement values are decayed to it."""
     rules: dict[str, RuleState] = field(default_factory=dict)
-    triggers: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
-    """Per trigger, the matching events (time, asset key) still inside its window."""
+    triggers: dict[str, list[list[Any]]] = field(default_factory=dict)
+    """Per trigger, the matching events [time, asset key] still inside its window
+    (lists, as JSON gives them back: a loaded state needs no conversion)."""
     seen: dict[str, float] = field(default_factory=dict)
     """Applied event ids -> the lead's `as_of` when applied, in arrival order (dedupe)."""
     segment: str | None = None
@@ -59,15 +65,33 @@ class LeadState:
     last_handoff_at: float | None = None
     last_handoff_id: str | None = None
     crm_status: str | None = None
-    history: list[list[Any]] = field(default_factory=list)
-    """Recent scores, oldest first: [time, event id or None (sweep), score, fit, segment]."""
+    recent: list[bytes] = field(default_factory=list)
+    """Recent scores, oldest first, each kept as the JSON array [time, event id or
+    None (sweep), score, fit, segment]: only the lead view reads them (`history`),
+    so loading and storing a state never parses or rebuilds them."""
     events_applied: int = 0
     last_event_id: str | None = None
     position: int | None = None
     """The log position (source offset) of the last event read; redeliveries are at or before it."""
+    fit_cache: tuple[object, float] | None = field(default=None, compare=False, repr=False)
+    """Not stored: (compiled rules, fit of the current attributes), kept by the core
+    between events; reset whenever an event changes the attributes."""
+
+    @property
+    def history(self) -> list[list[Any]]:
+        """Recent scores, oldest first: [time, event id or None (sweep), score, fit, segment]."""
+        return [orjson.loads(entry) for entry in self.recent]
+
+    def record(self, entry: list[Any], keep: int) -> None:
+        """Append a history entry; keep the latest `keep`."""
+        recent = self.recent
+        recent.append(orjson.dumps(entry))
+        if len(recent) > keep:
+            del recent[:-keep]
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(
+        """One JSON object (the state), then each history entry on a line of its own."""
+        head = orjson.dumps(
             {
                 "lead_id": self.lead_id,
                 "attributes": self.attributes,
@@ -86,16 +110,25 @@ class LeadState:
                 "last_handoff_at": self.last_handoff_at,
                 "last_handoff_id": self.last_handoff_id,
                 "crm_status": self.crm_status,
-                "history": self.history,
                 "events_applied": self.events_applied,
                 "last_event_id": self.last_event_id,
                 "position": self.position,
             }
         )
+        return b"\n".join((head, *self.recent)) if self.recent else head
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "LeadState":
-        doc = orjson.loads(raw)
+        if type(raw) is not bytes:
+            raw = bytes(raw)  # a memoryview or bytearray from a store
+        head, _, tail = raw.partition(b"\n")  # orjson never writes a raw newline
+        doc = orjson.loads(head)
+        if tail:
+            recent = tail.split(b"\n")
+        elif "history" in doc:  # written before the history had lines of its own
+            recent = [orjson.dumps(entry) for entry in doc["history"]]
+        else:
+            recent = []
         return cls(
             lead_id=doc["lead_id"],
             attributes=doc["attributes"],
@@ -105,16 +138,16 @@ class LeadState:
                 name: RuleState(value, count, events, keys, times)
                 for name, (value, count, events, keys, times) in doc["rules"].items()
             },
-            triggers={name: [(t, k) for t, k in hits] for name, hits in doc["triggers"].items()},
+            triggers=doc["triggers"],
             seen=doc["seen"],
             segment=doc["segment"],
             segment_changes=doc["segment_changes"],
-            handoff_status=HandoffStatus(doc["handoff_status"]),
+            handoff_status=_STATUS[doc["handoff_status"]],
             handoffs=doc["handoffs"],
             last_handoff_at=doc["last_handoff_at"],
             last_handoff_id=doc["last_handoff_id"],
             crm_status=doc["crm_status"],
-            history=doc["history"],
+            recent=recent,
             events_applied=doc["events_applied"],
             last_event_id=doc["last_event_id"],
             position=doc.get("position"),
