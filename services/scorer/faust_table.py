@@ -53,6 +53,7 @@ class FaustLeadTable:
         self._topic = source_topic
         self._partitions = partitions
         self._pending: list[Awaitable[Any]] = []
+        self._failed: BaseException | None = None
         self._changelog_verified = False
 
     def _in(self, partition: int) -> tuple[_PartitionContext, Any]:
@@ -126,10 +127,22 @@ class FaustLeadTable:
             _current_event.reset(token)
             del context
 
+    def fail(self, error: BaseException) -> None:
+        """A batch failed: refuse every later commit (see `flush`)."""
+        self._failed = error
+
     async def flush(self) -> None:
         """Wait for every changelog record sent so far; raise if one failed. Then note
         the changelog offsets the store holds (recovery reads the changelog from there),
-        once per partition rather than once per record as faust's table does."""
+        once per partition rather than once per record as faust's table does.
+
+        Runs before every offset commit: raises, so nothing is committed, once a
+        batch has failed (`fail`), whatever faust acked on the way out."""
+        if self._failed is not None:
+            raise RuntimeError(
+                f"a batch of events failed ({self._failed!r}): no offsets are committed"
+                " after it; restart the worker to score it again from the last commit"
+            )
         sent, self._pending = self._pending, []
         if not sent:
             return

@@ -131,7 +131,7 @@ class _Fetcher:
         self._stopped = asyncio.Event()
 
 
-async def test_a_fetch_is_delivered_per_partition_in_batches_and_other_topics_per_record() -> None:
+async def test_a_fetch_is_one_batch_across_partitions_other_topics_per_record() -> None:
     app = make_app()
     app.batch_topics([TOPIC], batch_max=2)
     consumer = app.consumer
@@ -164,12 +164,13 @@ async def test_a_fetch_is_delivered_per_partition_in_batches_and_other_topics_pe
 
     singles = [(m.topic, m.offset) for m in delivered if not isinstance(m, BatchMessage)]
     batches = [
-        (m.partition, [r.offset for r in m.records])
+        [(r.partition, r.offset) for r in m.records]
         for m in delivered
         if isinstance(m, BatchMessage)
     ]
     assert singles == [("other", 3), ("other", 4)]
-    assert batches == [(0, [0, 1]), (0, [2]), (1, [7])]
+    # in fetch order, each partition's records in log order, at most batch_max per batch
+    assert batches == [[(0, 0), (1, 7)], [(0, 1), (0, 2)]]
     assert consumer._read_offset[events0] == 2
     assert consumer._read_offset[events1] == 7
     assert consumer._read_offset[other] == 4

@@ -92,6 +92,16 @@ async def test_a_failed_changelog_write_fails_the_flush() -> None:
     assert fake.data.persisted == {}
 
 
+async def test_after_a_failed_batch_no_commit_goes_through() -> None:
+    table, fake = make_table({EVENTS: 3, CHANGELOG: 3})
+    await table.save_all([(LeadState(lead_id="lead-a"), 0)])
+    fake.producer.futures[0].set_result(_Metadata(0, 3))
+    table.fail(ValueError("scoring failed"))
+    with pytest.raises(RuntimeError, match="no offsets are committed"):
+        await table.flush()
+    assert fake.data.persisted == {}
+
+
 @pytest.mark.parametrize("changelog", [None, 0])
 async def test_a_changelog_without_metadata_yet_is_checked_again_later(
     changelog: int | None,
