@@ -103,7 +103,7 @@ def _errors(exc: ValidationError) -> list[str]:
 _ITEM_FIELDS = frozenset(IncomingEvent.model_fields)
 
 
-def _is_plain_item(item: dict[str, Any]) -> bool:
+def is_plain_item(item: dict[str, Any]) -> bool:
     """Only known keys, of the right JSON types: then one validation (of the
     CloudEvent model) checks everything IncomingEvent would, and more."""
     return (
@@ -133,7 +133,7 @@ def build_event(
     lead = lead_id_of(item)
     if not isinstance(item, dict):
         return Invalid("not a JSON object", ["(event): expected an object"])
-    if _is_plain_item(item):
+    if is_plain_item(item):
         type_name, lead_id, event_time = item["type"], item["lead_id"], item.get("time")
         given_id, data = item.get("id"), item["data"]
     else:  # the full check, for messages that name the public fields

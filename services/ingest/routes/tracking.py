@@ -22,6 +22,7 @@ from services.ingest.bots import RequestFacts, classify_click, classify_open
 from services.ingest.context import IngestContext
 from services.ingest.errors import TokenError
 from services.ingest.limits import client_address
+from services.ingest.records import Record
 from services.ingest.tokens import TokenKind, verify
 
 GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -157,7 +158,7 @@ class TrackingFirst:
             bot=reason.value if reason else None,
             data={"email_id": claims.email_id, "campaign_id": claims.campaign_id},
         )
-        ctx.sink.write_later(PIXEL_ROUTE, self.events_topic, event)
+        ctx.sink.write_later(PIXEL_ROUTE, self.events_topic, Record.of(event))
         return 200, GIF_HEADERS, GIF
 
     def _click(self, scope: Scope, token: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
@@ -192,5 +193,5 @@ class TrackingFirst:
             bot=reason.value if reason else None,
             data={"email_id": claims.email_id, "campaign_id": claims.campaign_id, "url": target},
         )
-        ctx.sink.write_later(CLICK_ROUTE, self.events_topic, event)
+        ctx.sink.write_later(CLICK_ROUTE, self.events_topic, Record.of(event))
         return 302, headers, b""
