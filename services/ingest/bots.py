@@ -61,7 +61,9 @@ class RequestFacts:
 
 
 def _is_prefetch(facts: RequestFacts) -> bool:
-    return any(PREFETCH_VALUES.search(facts.headers.get(name, "")) for name in PREFETCH_HEADERS)
+    return bool(facts.headers) and any(
+        PREFETCH_VALUES.search(facts.headers.get(name, "")) for name in PREFETCH_HEADERS
+    )
 
 
 def _in_apple_network(client_ip: str | None) -> bool:

@@ -46,9 +46,9 @@ class Record:
 def utc_text(moment: datetime) -> str:
     """A UTC timestamp as pydantic writes it in our events (`...Z`, microseconds
     only when there are any)."""
-    moment = moment.astimezone(UTC)
-    text = moment.replace(tzinfo=None).isoformat()
-    return text + "Z"
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat()[:-6] + "Z"  # "+00:00" -> "Z"
 
 
 def event_json(
