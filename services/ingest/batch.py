@@ -20,14 +20,15 @@ import functools
 import re
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, StringConstraints, TypeAdapter, ValidationError
 
 from schemas.envelope import CloudEvent, UtcDatetime
 from schemas.event_types import INPUT_TYPES, EventType
 from schemas.events import event_model
-from services.ingest.incoming import Invalid, build_event, content_id, is_plain_item
+from services.ingest.incoming import ITEM_FIELDS, Invalid, build_event, content_id
 from services.ingest.records import Record, event_json, utc_text
 
 # LeadId's pattern (schemas.envelope) as a full match: `$` would also match
@@ -40,13 +41,66 @@ _TYPES: dict[str, EventType] = {
     **{t.value: t for t in INPUT_TYPES},
 }
 _TIME: TypeAdapter[datetime] = TypeAdapter(UtcDatetime)
+_ITEM_FIELDS = ITEM_FIELDS
+
+
+@functools.cache
+def _data_model(event_type: EventType) -> type[BaseModel]:
+    model = event_model(event_type).model_fields["data"].annotation
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise TypeError(f"{event_type}: data is not a model")
+    return model
 
 
 @functools.cache
 def _data_adapter(event_type: EventType) -> TypeAdapter[list[Any]]:
     """Validates a list of `data` payloads of one type (the model's own field)."""
-    annotation = event_model(event_type).model_fields["data"].annotation
-    return TypeAdapter(list[annotation])  # type: ignore[valid-type]
+    return TypeAdapter(list[_data_model(event_type)])  # type: ignore[misc,arg-type]
+
+
+def _is_text(annotation: Any, metadata: Sequence[Any] = ()) -> bool:
+    """`str`, maybe constrained, never changed by validation (no strip/case options)."""
+    if get_origin(annotation) is Annotated:
+        annotation, *more = get_args(annotation)
+        metadata = [*metadata, *more]
+    return annotation is str and all(
+        isinstance(m, StringConstraints) and not (m.strip_whitespace or m.to_upper or m.to_lower)
+        for m in metadata
+    )
+
+
+@functools.cache
+def _text_fields(event_type: EventType) -> tuple[str, ...] | None:
+    """The data model's fields, in order, when all of them are text that is
+    either required or None by default: then the validated payload dumps as
+    the input's non-null fields in this order. None for other models."""
+    model = _data_model(event_type)
+    config = model.model_config
+    decorators = model.__pydantic_decorators__
+    if (
+        config.get("str_strip_whitespace")
+        or config.get("str_to_lower")
+        or config.get("str_to_upper")
+        or decorators.field_validators
+        or decorators.model_validators
+        or decorators.field_serializers
+        or decorators.model_serializers
+    ):
+        return None
+    names = []
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if get_origin(annotation) in (Union, UnionType):
+            options = [a for a in get_args(annotation) if a is not type(None)]
+            if len(options) != 1 or info.default is not None:
+                return None
+            annotation = options[0]
+        elif not info.is_required():
+            return None
+        if info.alias not in (None, name) or not _is_text(annotation, info.metadata):
+            return None
+        names.append(name)
+    return tuple(names)
 
 
 def _time_text(value: str) -> str | None:
@@ -69,32 +123,53 @@ def build_records(
     built: list[Record | Invalid | None] = [None] * len(items)
     by_type: dict[EventType, list[tuple[int, str, str, str]]] = {}
     fast = len(source) <= _MAX_SOURCE_CHARS
+    types, lead_ids, known = _TYPES, _LEAD_ID.fullmatch, _ITEM_FIELDS
     for index, item in enumerate(items):
-        if fast and isinstance(item, dict) and is_plain_item(item):
-            event_type = _TYPES.get(item["type"])
-            lead_id: str = item["lead_id"]
-            given_id: str | None = item.get("id")
-            given_time: str | None = item.get("time")
-            time = received if given_time is None else _time_text(given_time)
+        # is_plain_item, a known input type, a well-formed lead id, id and time:
+        # what build_event would accept up to the data (type() is isinstance
+        # for what orjson makes; anything else takes the per-item path)
+        if fast and type(item) is dict and item.keys() <= known:
+            type_name = item.get("type")
+            event_type = types.get(type_name) if type(type_name) is str else None
+            lead_id = item.get("lead_id")
+            given_id = item.get("id")
+            given_time = item.get("time")
             if (
                 event_type is not None
-                and time is not None
-                and _LEAD_ID.fullmatch(lead_id)
-                and (given_id is None or len(given_id) <= _MAX_ID_CHARS)
+                and type(lead_id) is str
+                and type(item.get("data")) is dict
+                and (
+                    given_id is None
+                    or (type(given_id) is str and 0 < len(given_id) <= _MAX_ID_CHARS)
+                )
+                and lead_ids(lead_id)
             ):
-                event_id = given_id or content_id("ev", source, item)
-                by_type.setdefault(event_type, []).append((index, event_id, lead_id, time))
-                continue
+                if given_time is None:
+                    time: str | None = received
+                elif type(given_time) is str:
+                    time = _time_text(given_time)
+                else:
+                    time = None
+                if time is not None:
+                    event_id = given_id or content_id("ev", source, item)
+                    by_type.setdefault(event_type, []).append((index, event_id, lead_id, time))
+                    continue
         built[index] = _one(item, source, received_at)
     for event_type, entries in by_type.items():
         adapter = _data_adapter(event_type)
         datas = [items[index]["data"] for index, *_ in entries]
+        fields = _text_fields(event_type)
         try:
-            dumped = adapter.dump_python(
-                adapter.validate_python(datas), mode="json", exclude_none=True
-            )
+            valid = adapter.validate_python(datas)
+            if fields is None:
+                dumped = adapter.dump_python(valid, mode="json", exclude_none=True)
+            else:  # the same, without a second pass through pydantic
+                dumped = [
+                    {name: data[name] for name in fields if data.get(name) is not None}
+                    for data in datas
+                ]
         except ValidationError:  # find the bad ones; the rest stay on the fast path
-            dumped = []
+            dumped: list[dict[str, Any] | None] = []  # type: ignore[no-redef]
             for data in datas:
                 try:
                     dumped.append(

@@ -6,9 +6,9 @@ click, well-formed `/v1/events` items) build the same bytes without a model
 per event (`event_json`); tests check both give identical records.
 """
 
-from dataclasses import dataclass
+import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -17,8 +17,9 @@ from schemas.envelope import CloudEvent
 from schemas.events import CrmStatusChanged
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
+    """One record (immutable; a tuple because the hot paths make one per event)."""
+
     id: str
     type: str
     """The full event type (`hotlead.email.opened`), for the metrics."""
@@ -49,6 +50,24 @@ def utc_text(moment: datetime) -> str:
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
     return moment.isoformat()[:-6] + "Z"  # "+00:00" -> "Z"
+
+
+class UtcNowText:
+    """`utc_text` of the current time, cheaply: the text of the current second
+    is kept, only the microseconds are formatted (isoformat costs ~3 us)."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self) -> str:
+        now = time.time()
+        second = int(now)
+        micro = int((now - second) * 1_000_000)
+        if second != self._second:
+            self._prefix = datetime.fromtimestamp(second, UTC).isoformat()[:-6]
+            self._second = second
+        return f"{self._prefix}.{micro:06d}Z" if micro else f"{self._prefix}Z"
 
 
 def event_json(

@@ -71,10 +71,13 @@ class RecentIds:
     def add(self, event_id: str) -> None:
         if self.capacity <= 0:
             return
-        self._ids[event_id] = None
-        self._ids.move_to_end(event_id)
-        while len(self._ids) > self.capacity:
-            self._ids.popitem(last=False)
+        ids = self._ids
+        if event_id in ids:
+            ids.move_to_end(event_id)
+            return
+        ids[event_id] = None
+        if len(ids) > self.capacity:
+            ids.popitem(last=False)
 
 
 class EventSink:

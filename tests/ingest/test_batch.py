@@ -71,6 +71,8 @@ def test_refused_items_say_what_they_said_before() -> None:
         {"id": "x10", "type": "page.viewed", "lead_id": "l", "data": {"url": "u"}, "more": 1},
         {"id": 5, "type": "page.viewed", "lead_id": "l", "data": {"url": "u"}},
         {"id": "x11", "type": "page.viewed", "lead_id": "l", "data": {"url": 7}},
+        {"id": "x12", "type": {"a": 1}, "lead_id": "l", "data": {"url": "u"}},
+        {"id": "x13", "type": ["page.viewed"], "lead_id": ["l"], "data": {"url": "u"}},
         [1, 2],
         "text",
         None,
@@ -99,7 +101,17 @@ text = st.text(max_size=12)
 ids = st.one_of(st.none(), text, st.from_regex(r"[a-z0-9-]{1,20}", fullmatch=True))
 leads = st.one_of(text, st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,8}\n?", fullmatch=True))
 types = st.sampled_from(
-    ["page.viewed", "form.submitted", "email.opened", "hotlead.email.clicked", "x", "lead.updated"]
+    [
+        "page.viewed",
+        "form.submitted",
+        "email.opened",
+        "hotlead.email.clicked",
+        "email.bounced",
+        "email.unsubscribed",
+        "asset.downloaded",
+        "x",
+        "lead.updated",
+    ]
 )
 times = st.one_of(
     st.none(),
@@ -107,8 +119,27 @@ times = st.one_of(
     st.sampled_from(["2026-01-01T10:00:00Z", "2026-01-01", "1700000000", "", "garbage"]),
 )
 datas = st.dictionaries(
-    st.sampled_from(["url", "title", "form_id", "email_id", "campaign_id", "referrer", "bad"]),
-    st.one_of(text, st.none(), st.integers(-(2**63), 2**63 - 1), st.just("x" * 1100)),
+    st.sampled_from(
+        [
+            "url",
+            "title",
+            "form_id",
+            "email_id",
+            "campaign_id",
+            "referrer",
+            "asset_id",
+            "bounce",
+            "scope",
+            "bad",
+        ]
+    ),
+    st.one_of(
+        text,
+        st.none(),
+        st.integers(-(2**63), 2**63 - 1),
+        st.just("x" * 1100),
+        st.sampled_from(["hard", "soft", "list", "all"]),
+    ),
     max_size=4,
 )
 
@@ -122,8 +153,8 @@ def items(draw: st.DrawFn) -> Any:
     if time is not None:
         item["time"] = time
     if draw(st.booleans()) and draw(st.booleans()):
-        item[draw(st.sampled_from(["bot", "extra", "id", "time"]))] = draw(
-            st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1), text)
+        item[draw(st.sampled_from(["bot", "extra", "id", "time", "type", "lead_id", "data"]))] = (
+            draw(st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1), text))
         )
     return item
 
