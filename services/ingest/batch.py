@@ -23,13 +23,14 @@ from datetime import datetime
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
+import orjson
 from pydantic import BaseModel, StringConstraints, TypeAdapter, ValidationError
 
 from schemas.envelope import CloudEvent, UtcDatetime
 from schemas.event_types import INPUT_TYPES, EventType
 from schemas.events import event_model
 from services.ingest.incoming import ITEM_FIELDS, Invalid, build_event, content_id
-from services.ingest.records import Record, event_json, utc_text
+from services.ingest.records import Record, utc_text
 
 # LeadId's pattern (schemas.envelope) as a full match: `$` would also match
 # before a trailing newline in Python, never in pydantic's regex engine.
@@ -180,18 +181,24 @@ def build_records(
                 except ValidationError:
                     dumped.append(None)
         type_name = event_type.value
+        dumps = orjson.dumps
         for (index, event_id, lead_id, time), data in zip(entries, dumped, strict=True):
             if data is None:
                 built[index] = _one(items[index], source, received_at)
                 continue
-            value = event_json(
-                event_id=event_id,
-                source=source,
-                type_name=type_name,
-                subject=lead_id,
-                time=time,
-                received_at=received,
-                data=data,
+            # records.event_json without bot, inlined (one call less per event)
+            value = dumps(
+                {
+                    "specversion": "1.0",
+                    "id": event_id,
+                    "source": source,
+                    "type": type_name,
+                    "subject": lead_id,
+                    "time": time,
+                    "datacontenttype": "application/json",
+                    "receivedat": received,
+                    "data": data,
+                }
             )
-            built[index] = Record(id=event_id, type=type_name, key=lead_id.encode(), value=value)
+            built[index] = Record(event_id, type_name, lead_id.encode(), value)
     return [entry for entry in built if entry is not None]
