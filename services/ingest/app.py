@@ -140,6 +140,7 @@ class IngestApp(FastAPI):
 
 def create_app(settings: IngestSettings, publisher: Publisher) -> FastAPI:
     ctx = build_context(settings, publisher)
+    tracking = Tracking(ctx)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -157,6 +158,7 @@ def create_app(settings: IngestSettings, publisher: Publisher) -> FastAPI:
                 connecting.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await connecting
+            tracking.process_opens()  # the pixels of the last pass, if any
             await ctx.sink.drain(timeout_s=settings.publish_timeout_s)
             if isinstance(publisher, ManagedPublisher):
                 await publisher.stop()
@@ -184,7 +186,7 @@ def create_app(settings: IngestSettings, publisher: Publisher) -> FastAPI:
     ):
         app.include_router(router)
     app.add_middleware(RequestMetrics, metrics=ctx.metrics)
-    app.tracking = Tracking(ctx)
+    app.tracking = tracking
     app.openapi = lambda: _openapi_with_tracking(app)  # type: ignore[method-assign]
     return app
 

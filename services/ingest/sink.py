@@ -31,7 +31,7 @@ from services.ingest.records import Record
 
 log = get_logger(__name__)
 BACKGROUND_BATCH = 5_000
-BACKGROUND_LINGER_S = 0.01
+BACKGROUND_LINGER_S = 0.05
 
 
 @runtime_checkable
