@@ -83,8 +83,8 @@ async def accept(
     recent = ctx.sink.recent
     duplicates = ignored = 0
     for index, (raw, built) in enumerate(items):
-        if isinstance(built, CloudEvent):
-            built = Record.of(built)
+        if not isinstance(built, Record) and isinstance(built, CloudEvent):
+            built = Record.of(built)  # (pydantic's isinstance is slow: Records first)
         if isinstance(built, Record):
             event_id = built.id
             if event_id in seen or event_id in recent:
