@@ -21,6 +21,10 @@ from services.common.errors import KafkaUnavailableError
 from services.ingest.records import Record
 
 HASH_CACHE_SIZE = 100_000
+MAX_BATCH_BYTES = 1_048_576
+MAX_RECORD_BYTES = MAX_BATCH_BYTES - 1024
+"""Larger records are refused before sending (the broker's default limit is ~1 MiB
+per batch); the batch and record headers fit in the rest."""
 
 
 class KeyHashes:
@@ -71,7 +75,7 @@ class IngestKafkaPublisher:
             enable_idempotence=True,
             linger_ms=self._linger_ms,
             request_timeout_ms=self._request_timeout_ms,
-            max_batch_size=1_048_576,
+            max_batch_size=MAX_BATCH_BYTES,
         )
         try:
             await producer.start()
@@ -164,12 +168,14 @@ class IngestKafkaPublisher:
         for (topic, partition), entries in grouped.items():
             batch = producer.create_batch()
             for record, done in entries:
+                if len(record.value) + len(record.key or b"") > MAX_RECORD_BYTES:
+                    # an empty batch would take it, and the broker refuse the whole
+                    # batch: the other callers' records with it
+                    refused[id(done)] = MessageSizeTooLargeError(
+                        f"a record of {len(record.value)} bytes"
+                    )
+                    continue
                 if batch.append(key=record.key, value=record.value, timestamp=None) is None:
-                    if batch.record_count() == 0:
-                        refused[id(done)] = MessageSizeTooLargeError(
-                            f"a record of {len(record.value)} bytes"
-                        )
-                        continue
                     acks.append(await self._submit(producer, batch, topic, partition))
                     batch = producer.create_batch()
                     if batch.append(key=record.key, value=record.value, timestamp=None) is None:
