@@ -150,11 +150,20 @@ class IngestKafkaPublisher:
         producer: AIOKafkaProducer,
         waiting: list[tuple[str, Sequence[Record], "asyncio.Future[None]"]],
     ) -> dict[int, KafkaError]:
-        """One batch per partition for everything waiting; the callers whose
-        record does not fit in a batch at all, by id of their future."""
-        grouped: dict[tuple[str, int], list[tuple[Record, asyncio.Future[None]]]] = {}
+        """One batch per partition for everything waiting; the callers with a
+        record too large for any batch, by id of their future: none of their
+        records is written (the broker would refuse a whole batch with it, the
+        other callers' records too)."""
+        grouped: dict[tuple[str, int], list[Record]] = {}
+        refused: dict[int, KafkaError] = {}
         hashes = self._hashes
         for topic, records, done in waiting:
+            too_large = [r for r in records if len(r.value) + len(r.key or b"") > MAX_RECORD_BYTES]
+            if too_large:
+                refused[id(done)] = MessageSizeTooLargeError(
+                    f"a record of {len(too_large[0].value)} bytes"
+                )
+                continue
             partitions = sorted(await producer.partitions_for(topic))
             for record in records:
                 key = record.key
@@ -162,26 +171,15 @@ class IngestKafkaPublisher:
                     partition = random.choice(partitions)  # noqa: S311 (not security)
                 else:
                     partition = partition_of(hashes(key), partitions)
-                grouped.setdefault((topic, partition), []).append((record, done))
-        refused: dict[int, KafkaError] = {}
+                grouped.setdefault((topic, partition), []).append(record)
         acks = []
         for (topic, partition), entries in grouped.items():
             batch = producer.create_batch()
-            for record, done in entries:
-                if len(record.value) + len(record.key or b"") > MAX_RECORD_BYTES:
-                    # an empty batch would take it, and the broker refuse the whole
-                    # batch: the other callers' records with it
-                    refused[id(done)] = MessageSizeTooLargeError(
-                        f"a record of {len(record.value)} bytes"
-                    )
-                    continue
+            for record in entries:
                 if batch.append(key=record.key, value=record.value, timestamp=None) is None:
                     acks.append(await self._submit(producer, batch, topic, partition))
-                    batch = producer.create_batch()
-                    if batch.append(key=record.key, value=record.value, timestamp=None) is None:
-                        refused[id(done)] = MessageSizeTooLargeError(
-                            f"a record of {len(record.value)} bytes"
-                        )
+                    batch = producer.create_batch()  # an empty batch takes any record
+                    batch.append(key=record.key, value=record.value, timestamp=None)
             if batch.record_count():
                 acks.append(await self._submit(producer, batch, topic, partition))
         await asyncio.gather(*acks)

@@ -138,7 +138,8 @@ class Tracking:
         ctx.metrics.before_collect.append(self.process_opens)
         ctx.metrics.before_collect.append(self.flush_counts)
         self._opens: list[tuple[str, str, Any, Any, float, str]] = []
-        self._opens_due = False
+        self._opens_due: asyncio.AbstractEventLoop | None = None
+        """The loop a process_opens call is scheduled on (another loop: schedule again)."""
         self._ids = EventIds()
         self._now_text = UtcNowText()
 
@@ -166,9 +167,10 @@ class Tracking:
                 (path[3:-4], method, scope["headers"], scope.get("client"),
                  self.ctx.monotonic(), self._now())
             )  # fmt: skip
-            if not self._opens_due:  # the opens of this loop pass, checked together
-                self._opens_due = True
-                asyncio.get_running_loop().call_soon(self.process_opens)
+            loop = asyncio.get_running_loop()
+            if self._opens_due is not loop:  # the opens of this loop pass, checked together
+                self._opens_due = loop
+                loop.call_soon(self.process_opens)
             self._counts[PIXEL_ROUTE, 200] += 1
             self._seconds[PIXEL_ROUTE].observe(time.perf_counter() - started)
             return True
@@ -206,7 +208,7 @@ class Tracking:
         """Check the tokens of the pixels answered since the last call and queue
         their events: after the answers, in one go (the code and data stay hot
         in the CPU's caches). Also called before /metrics is read."""
-        opens, self._opens, self._opens_due = self._opens, [], False
+        opens, self._opens, self._opens_due = self._opens, [], None
         ctx = self.ctx
         keyring, limiter, write_later = ctx.keyring, ctx.client_limiter, ctx.sink.write_later
         for token, method, headers, client, at_s, now in opens:
