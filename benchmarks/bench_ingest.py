@@ -8,11 +8,16 @@
    into the real broker, one ingest process; checked against the topic's
    offsets afterwards (every accepted event must be in Kafka).
 
+Besides the rates, each run reports the server process' CPU time per
+request (pixel) or per event (API), read from /proc before and after the
+run: on a machine shared with other work that is the steadier number.
+
 Bounded: a few seconds per run, 127.0.0.1 only.
 """
 
 import argparse
 import asyncio
+import importlib.util
 import os
 import platform
 import re
@@ -24,6 +29,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -48,6 +54,32 @@ class WrkResult:
     requests: int
     non_2xx_3xx: int
     errors: str
+    cpu_s: float = 0.0
+    """CPU seconds (user + system) the server process used during the run."""
+
+    def cpu_us_per(self, items_per_request: int = 1) -> float:
+        return 1e6 * self.cpu_s / max(1, self.requests * items_per_request)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(pid: int, url: str, **options: Any) -> WrkResult:
+    """One wrk run, with the CPU time the server at `pid` spent on it."""
+    before = cpu_seconds(pid)
+    result = wrk(url, **options)
+    result.cpu_s = cpu_seconds(pid) - before
+    return result
+
+
+def server_flavour() -> str:
+    """What uvicorn's `auto` picks here (the same for both apps)."""
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    return f"{loop} loop, {http}"
 
 
 def wait_until_up(url: str, timeout_s: float = 30) -> None:
@@ -142,7 +174,9 @@ def main() -> int:
             wait_until_up(f"http://127.0.0.1:{port}/")
             wrk(f"http://127.0.0.1:{port}/o/x.gif", seconds=2, connections=args.connections)
             bare_url = f"http://127.0.0.1:{port}/o/x.gif"
-            results["bare"] = wrk(bare_url, seconds=args.seconds, connections=args.connections)
+            results["bare"] = measured(
+                bare.pid, bare_url, seconds=args.seconds, connections=args.connections
+            )
         finally:
             stop(bare)
 
@@ -157,15 +191,19 @@ def main() -> int:
                     raise RuntimeError("ingest did not connect to Kafka")
                 time.sleep(0.5)
             wrk(f"{base}/o/{token}.gif", seconds=2, connections=args.connections)
-            results["pixel"] = wrk(
-                f"{base}/o/{token}.gif", seconds=args.seconds, connections=args.connections
-            )
+            results["pixel"] = measured(
+                ingest.pid, f"{base}/o/{token}.gif", seconds=args.seconds,
+                connections=args.connections,
+            )  # fmt: skip
             time.sleep(2)  # let the pixel run's queued writes finish before counting
-            before = asyncio.run(topic_size(bootstrap, kafka.topic(EVENTS)))
             script = [str(REPO / "benchmarks" / "events_batch.lua"), API_KEY, prefix.strip(".")]
-            results["events"] = wrk(
-                f"{base}/v1/events", seconds=args.seconds, connections=8, script=script
-            )
+            warm_up = [*script[:2], f"{script[2]}-warm"]  # other ids: not duplicates of the run
+            wrk(f"{base}/v1/events", seconds=2, connections=8, script=warm_up)
+            before = asyncio.run(topic_size(bootstrap, kafka.topic(EVENTS)))
+            results["events"] = measured(
+                ingest.pid, f"{base}/v1/events", seconds=args.seconds, connections=8,
+                script=script,
+            )  # fmt: skip
             time.sleep(1)
             after = asyncio.run(topic_size(bootstrap, kafka.topic(EVENTS)))
         finally:
@@ -175,6 +213,7 @@ def main() -> int:
 
     bare_r, pixel_r, events_r = results["bare"], results["pixel"], results["events"]
     ratio = pixel_r.requests_per_s / bare_r.requests_per_s
+    cpu_ratio = bare_r.cpu_us_per() / max(pixel_r.cpu_us_per(), 1e-9)
     accepted = (events_r.requests - events_r.non_2xx_3xx) * 100
     events_per_s = events_r.requests_per_s * 100
     section = f"""{START}
@@ -183,38 +222,33 @@ def main() -> int:
 Measured {datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")} by `make bench`
 (`benchmarks/bench_ingest.py`) on this machine: {os.cpu_count()} CPU cores shared
 with the load generator and the Kafka broker, Python {platform.python_version()},
-uvicorn with one worker (asyncio loop, h11), wrk with 1 thread on 127.0.0.1,
-{args.seconds} s per run after a 2 s warm-up.
+uvicorn with one worker ({server_flavour()}, the same for both apps), wrk with
+1 thread on 127.0.0.1, {args.seconds} s per run after a 2 s warm-up.
 
-| what | result | target |
-| --- | --- | --- |
-| bare ASGI app returning the GIF | {bare_r.requests_per_s:,.0f} req/s | baseline |
+| what | result | server CPU | target |
+| --- | --- | --- | --- |
+| bare ASGI app returning the GIF | {bare_r.requests_per_s:,.0f} req/s \
+| {bare_r.cpu_us_per():,.0f} us/request | baseline |
 | `GET /o/{{token}}.gif` (valid token, writes `email.opened`) \
-| {pixel_r.requests_per_s:,.0f} req/s | |
-| pixel / bare ratio | **{ratio:.2f}x** | >= 0.5x |
+| {pixel_r.requests_per_s:,.0f} req/s | {pixel_r.cpu_us_per():,.0f} us/request | |
+| pixel / bare ratio | **{ratio:.2f}x** | {cpu_ratio:.2f}x (bare/pixel CPU) | >= 0.5x |
 | `POST /v1/events`, 100-event batches, acks=all into Kafka \
-| **{events_per_s:,.0f} events/s** ({events_r.requests_per_s:,.1f} req/s) | >= 50,000 |
+| **{events_per_s:,.0f} events/s** ({events_r.requests_per_s:,.1f} req/s) \
+| {events_r.cpu_us_per(100):,.1f} us/event | >= 50,000 |
 
 Method: `{args.connections}` keep-alive connections for the pixel runs, 8 for
 the event API (each request a new batch of 100 `page.viewed` events with
-unique ids, built by `benchmarks/events_batch.lua`). Non-2xx answers: pixel
+unique ids, built by `benchmarks/events_batch.lua`; a 2xx means Kafka
+acknowledged all of them). Non-2xx answers: pixel
 {pixel_r.non_2xx_3xx}, events {events_r.non_2xx_3xx}. Check: the events topic
 grew by {after - before:,} records for {accepted:,} events in the requests wrk
 counted as answered (requests still in flight when wrk stopped, up to 8 x 100
-events, were written too but not counted).
+events, were written too but not counted). Server CPU: user + system time
+of the server process during the run (/proc), per request or event; it
+moves less than the rates when other work shares the cores.
 Load average when the run ended: {os.getloadavg()[0]:.1f} (other work shares
 these cores, so numbers move between runs; the ratio is taken within one run).
-
-Where the time goes (cProfile of the app in-process): for the event API,
-two pydantic validations per event (the public item, then the CloudEvent
-model), JSON serialization, and aiokafka's pure-Python record building; the
-producer sends one record batch per partition per request, not one `send`
-per record. The pixel and the click are served by a small ASGI layer in
-front of FastAPI (`TrackingFirst`): token HMAC, the `email.opened` model, and
-a queue that a background task writes to Kafka in batches. Not done yet:
-skipping the second validation for well-formed items, a faster record
-builder, uvloop and httptools (they would speed up the bare baseline as much
-as the app).
+See docs/ingest.md "Performance" for where the time goes.
 {END}"""
     print(section)
     if not args.no_write:

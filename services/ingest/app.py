@@ -23,7 +23,7 @@ from services.ingest.metrics import IngestMetrics
 from services.ingest.routes.api import api_router
 from services.ingest.routes.beacon import beacon_router
 from services.ingest.routes.ops import ops_router
-from services.ingest.routes.tracking import OPENAPI_PATHS, TrackingFirst
+from services.ingest.routes.tracking import OPENAPI_PATHS, Tracking
 from services.ingest.routes.webhooks import webhooks_router
 from services.ingest.settings import IngestSettings
 from services.ingest.sink import EventSink, ManagedPublisher
@@ -123,8 +123,24 @@ class RequestMetrics:
                 log.info("request_refused", method=scope["method"], route=route, status=status)
 
 
+class IngestApp(FastAPI):
+    """FastAPI, with the pixel and the click answered before its middleware stack."""
+
+    tracking: Tracking | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            self.tracking is not None
+            and scope["type"] == "http"
+            and await self.tracking.serve(scope, send)
+        ):
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: IngestSettings, publisher: Publisher) -> FastAPI:
     ctx = build_context(settings, publisher)
+    tracking = Tracking(ctx)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -142,11 +158,12 @@ def create_app(settings: IngestSettings, publisher: Publisher) -> FastAPI:
                 connecting.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await connecting
+            tracking.process_opens()  # the pixels of the last pass, if any
             await ctx.sink.drain(timeout_s=settings.publish_timeout_s)
             if isinstance(publisher, ManagedPublisher):
                 await publisher.stop()
 
-    app = FastAPI(
+    app = IngestApp(
         title="hotlead ingest",
         version="1",
         summary="Email tracking, browser beacon, event API and ESP webhooks into Kafka.",
@@ -169,13 +186,13 @@ def create_app(settings: IngestSettings, publisher: Publisher) -> FastAPI:
     ):
         app.include_router(router)
     app.add_middleware(RequestMetrics, metrics=ctx.metrics)
-    app.add_middleware(TrackingFirst, ctx=ctx)  # added last: runs first
+    app.tracking = tracking
     app.openapi = lambda: _openapi_with_tracking(app)  # type: ignore[method-assign]
     return app
 
 
 def _openapi_with_tracking(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document plus the pixel and click routes served by TrackingFirst."""
+    """FastAPI's document plus the pixel and click routes served by Tracking."""
     if app.openapi_schema is None:
         schema = get_openapi(
             title=app.title, version=app.version, summary=app.summary, routes=app.routes

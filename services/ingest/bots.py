@@ -22,8 +22,11 @@ import functools
 import ipaddress
 import re
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from types import MappingProxyType
+from typing import NamedTuple
 
 APPLE_NETWORK = ipaddress.ip_network("17.0.0.0/8")
 HUMAN_PROXIES = re.compile(r"GoogleImageProxy|YahooMailProxy|ggpht\.com", re.IGNORECASE)
@@ -49,19 +52,21 @@ class BotReason(StrEnum):
     MACHINE_OPEN = "machine_open"
 
 
-@dataclass(frozen=True, slots=True)
-class RequestFacts:
-    """What the classifier looks at, taken from one HTTP request."""
+class RequestFacts(NamedTuple):
+    """What the classifier looks at, taken from one HTTP request (immutable;
+    a tuple because the pixel and the click make one per request)."""
 
     method: str = "GET"
     user_agent: str | None = None
     client_ip: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = MappingProxyType({})
     """Lower-case names; only the prefetch headers matter."""
 
 
 def _is_prefetch(facts: RequestFacts) -> bool:
-    return any(PREFETCH_VALUES.search(facts.headers.get(name, "")) for name in PREFETCH_HEADERS)
+    return bool(facts.headers) and any(
+        PREFETCH_VALUES.search(facts.headers.get(name, "")) for name in PREFETCH_HEADERS
+    )
 
 
 def _in_apple_network(client_ip: str | None) -> bool:

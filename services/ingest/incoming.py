@@ -100,14 +100,14 @@ def _errors(exc: ValidationError) -> list[str]:
     return [line[:MAX_ERROR_CHARS] for line in describe_errors(exc)]
 
 
-_ITEM_FIELDS = frozenset(IncomingEvent.model_fields)
+ITEM_FIELDS = frozenset(IncomingEvent.model_fields)
 
 
-def _is_plain_item(item: dict[str, Any]) -> bool:
+def is_plain_item(item: dict[str, Any]) -> bool:
     """Only known keys, of the right JSON types: then one validation (of the
     CloudEvent model) checks everything IncomingEvent would, and more."""
     return (
-        item.keys() <= _ITEM_FIELDS
+        item.keys() <= ITEM_FIELDS
         and isinstance(item.get("type"), str)
         and isinstance(item.get("lead_id"), str)
         and isinstance(item.get("data"), dict)
@@ -133,7 +133,7 @@ def build_event(
     lead = lead_id_of(item)
     if not isinstance(item, dict):
         return Invalid("not a JSON object", ["(event): expected an object"])
-    if _is_plain_item(item):
+    if is_plain_item(item):
         type_name, lead_id, event_time = item["type"], item["lead_id"], item.get("time")
         given_id, data = item.get("id"), item["data"]
     else:  # the full check, for messages that name the public fields

@@ -7,28 +7,59 @@ can ping the cluster for /readyz.
 """
 
 import asyncio
+import random
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
-from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import murmur2
 
-from schemas.codec import encode_event, encode_key
 from schemas.envelope import CloudEvent
 from services.common.errors import KafkaUnavailableError
+from services.ingest.records import Record
+
+HASH_CACHE_SIZE = 100_000
+MAX_BATCH_BYTES = 1_048_576
+MAX_RECORD_BYTES = MAX_BATCH_BYTES - 1024
+"""Larger records are refused before sending (the broker's default limit is ~1 MiB
+per batch); the batch and record headers fit in the rest."""
+
+
+class KeyHashes:
+    """murmur2 of record keys (aiokafka's is pure Python, a few us per key),
+    remembered for the most recent keys: leads come back."""
+
+    def __init__(self, capacity: int = HASH_CACHE_SIZE) -> None:
+        self.capacity = capacity
+        self._hashes: dict[bytes, int] = {}
+
+    def __call__(self, key: bytes) -> int:
+        value = self._hashes.get(key)
+        if value is None:
+            if len(self._hashes) >= self.capacity:
+                self._hashes.clear()  # cheap and bounded; hot keys come back at once
+            value = self._hashes[key] = murmur2(key)
+        return value
+
+
+def partition_of(key_hash: int, partitions: Sequence[int]) -> int:
+    """The partition the Java client and aiokafka's DefaultPartitioner choose."""
+    return partitions[(key_hash & 0x7FFFFFFF) % len(partitions)]
 
 
 class IngestKafkaPublisher:
     def __init__(
-        self, bootstrap: str, *, linger_ms: int = 5, request_timeout_ms: int = 10_000
+        self, bootstrap: str, *, linger_ms: int = 0, request_timeout_ms: int = 10_000
     ) -> None:
         self.bootstrap = bootstrap
         self._linger_ms = linger_ms
         self._request_timeout_ms = request_timeout_ms
         self._producer: AIOKafkaProducer | None = None
-        self._partitioner = DefaultPartitioner()
+        self._hashes = KeyHashes()
+        self._waiting: list[tuple[str, Sequence[Record], asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     @property
     def connected(self) -> bool:
@@ -44,7 +75,7 @@ class IngestKafkaPublisher:
             enable_idempotence=True,
             linger_ms=self._linger_ms,
             request_timeout_ms=self._request_timeout_ms,
-            max_batch_size=1_048_576,
+            max_batch_size=MAX_BATCH_BYTES,
         )
         try:
             await producer.start()
@@ -64,37 +95,95 @@ class IngestKafkaPublisher:
         return self._producer
 
     async def publish(self, topic: str, event: CloudEvent) -> None:
-        await self.publish_many(topic, [event])
+        await self.publish_records(topic, [Record.of(event)])
 
     async def publish_many(self, topic: str, events: Sequence[CloudEvent]) -> None:
-        """Write `events`; returns once Kafka acknowledged every one.
+        await self.publish_records(topic, [Record.of(event) for event in events])
 
-        Records are grouped per partition (the same murmur2 partitioner as the
-        Java client and aiokafka's `send`, so a lead always lands on one
-        partition) and sent as one batch per partition, in order: much less
-        work per record than one `send` each.
+    async def publish_records(self, topic: str, records: Sequence[Record]) -> None:
+        """Write `records`; returns once Kafka acknowledged every one.
+
+        Group commit: the records of all callers that arrive while a write is
+        under way go out together in the next one, one record batch per
+        partition (aiokafka's cost is per batch and per produce request, not
+        per record). Partitions are chosen like the Java client and
+        aiokafka's `send` (murmur2 of the key), so a lead always lands on one
+        partition, in order.
         """
         producer = self._require()
-        try:
+        if not records:
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((topic, records, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write_waiting(producer))
+        await done
+
+    async def _write_waiting(self, producer: AIOKafkaProducer) -> None:
+        """Write what callers left in `_waiting` until nothing is left."""
+        while self._waiting:
+            waiting, self._waiting = self._waiting, []
+            try:
+                refused = await self._write(producer, waiting)
+            except KafkaError as exc:
+                error = KafkaUnavailableError(self.bootstrap, exc)
+                for *_, done in waiting:
+                    if not done.done():
+                        done.set_exception(error)
+                continue
+            except BaseException as exc:  # cancelled, or a bug: nobody may wait forever
+                for *_, done in (*waiting, *self._waiting):
+                    if not done.done():
+                        done.set_exception(KafkaUnavailableError(self.bootstrap, exc))
+                self._waiting = []
+                raise
+            for *_, done in waiting:
+                if not done.done():
+                    too_large = refused.get(id(done))
+                    if too_large is None:
+                        done.set_result(None)
+                    else:
+                        done.set_exception(KafkaUnavailableError(self.bootstrap, too_large))
+
+    async def _write(
+        self,
+        producer: AIOKafkaProducer,
+        waiting: list[tuple[str, Sequence[Record], "asyncio.Future[None]"]],
+    ) -> dict[int, KafkaError]:
+        """One batch per partition for everything waiting; the callers with a
+        record too large for any batch, by id of their future: none of their
+        records is written (the broker would refuse a whole batch with it, the
+        other callers' records too)."""
+        grouped: dict[tuple[str, int], list[Record]] = {}
+        refused: dict[int, KafkaError] = {}
+        hashes = self._hashes
+        for topic, records, done in waiting:
+            too_large = [r for r in records if len(r.value) + len(r.key or b"") > MAX_RECORD_BYTES]
+            if too_large:
+                refused[id(done)] = MessageSizeTooLargeError(
+                    f"a record of {len(too_large[0].value)} bytes"
+                )
+                continue
             partitions = sorted(await producer.partitions_for(topic))
-            grouped: dict[int, list[tuple[bytes | None, bytes]]] = {}
-            for event in events:
-                key = encode_key(event)
-                partition = self._partitioner(key, partitions, partitions)
-                grouped.setdefault(partition, []).append((key, encode_event(event)))
-            pending = []
-            for partition, records in grouped.items():
-                batch = producer.create_batch()
-                for key, value in records:
-                    if batch.append(key=key, value=value, timestamp=None) is None:
-                        pending.append(await self._submit(producer, batch, topic, partition))
-                        batch = producer.create_batch()
-                        if batch.append(key=key, value=value, timestamp=None) is None:
-                            raise MessageSizeTooLargeError(f"a record of {len(value)} bytes")
-                pending.append(await self._submit(producer, batch, topic, partition))
-            await asyncio.gather(*pending)
-        except KafkaError as exc:
-            raise KafkaUnavailableError(self.bootstrap, exc) from exc
+            for record in records:
+                key = record.key
+                if key is None:  # aiokafka's choice for records without a key
+                    partition = random.choice(partitions)  # noqa: S311 (not security)
+                else:
+                    partition = partition_of(hashes(key), partitions)
+                grouped.setdefault((topic, partition), []).append(record)
+        acks = []
+        for (topic, partition), entries in grouped.items():
+            batch = producer.create_batch()
+            for record in entries:
+                if batch.append(key=record.key, value=record.value, timestamp=None) is None:
+                    acks.append(await self._submit(producer, batch, topic, partition))
+                    batch = producer.create_batch()  # an empty batch takes any record
+                    batch.append(key=record.key, value=record.value, timestamp=None)
+            if batch.record_count():
+                acks.append(await self._submit(producer, batch, topic, partition))
+        await asyncio.gather(*acks)
+        return refused
 
     async def _submit(
         self, producer: AIOKafkaProducer, batch: Any, topic: str, partition: int

@@ -1,6 +1,7 @@
 """`hotlead ingest`: build the settings and the producer once, run the app with uvicorn."""
 
 import asyncio
+import gc
 import logging
 
 import uvicorn
@@ -10,11 +11,31 @@ from services.ingest.app import create_app
 from services.ingest.kafka import IngestKafkaPublisher
 from services.ingest.settings import IngestSettings
 
+GEN0_THRESHOLD = 50_000
+"""Net container allocations between young collections (CPython's default: 700)."""
+
+
+def tune_gc() -> None:
+    """Collect young objects rarely, and never rescan what start-up made.
+
+    A /v1/events batch makes hundreds of short-lived dicts and tuples (the
+    parsed items, records, answers); with CPython's default thresholds the
+    cyclic collector runs every 700 allocations and keeps rescanning the
+    long-lived heap (FastAPI, pydantic schemas, aiokafka): 4-5 us per event
+    measured in-process. Requests create no reference cycles that matter,
+    reference counting frees them. (The scorer does the same, for the same reason.)
+    """
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GEN0_THRESHOLD, gen1, gen2)
+
 
 async def run(settings: IngestSettings, host: str, port: int) -> None:
     # The producer must be created inside the running loop (aiokafka's rule).
     publisher = IngestKafkaPublisher(settings.kafka_bootstrap)
     app = create_app(settings, publisher)
+    tune_gc()
     config = uvicorn.Config(
         app,
         host=host,

@@ -4,6 +4,7 @@ Labels are bounded: route templates, event types, bot reasons, fixed reasons;
 never a lead id, token, URL, address or campaign.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -26,6 +27,12 @@ MACHINE_TYPES = (EventType.EMAIL_OPENED, EventType.EMAIL_CLICKED)
 @dataclass
 class IngestMetrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    before_collect: list[Callable[[], None]] = field(default_factory=list)
+    """Called before the registry is read: hot paths that count in plain ints add them."""
+
+    def collect_pending(self) -> None:
+        for flush in self.before_collect:
+            flush()
 
     def __post_init__(self) -> None:
         r = self.registry

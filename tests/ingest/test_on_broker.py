@@ -237,3 +237,33 @@ async def test_batched_writes_land_where_a_plain_send_would_in_order(
     for lead in {r.key for r in batched}:
         ids = [decode_event(r.value).id for r in batched if r.key == lead]
         assert ids == [e.id for e in events if encode_key(e) == lead]  # per-lead order kept
+
+
+async def test_group_commit_fails_only_the_caller_whose_record_cannot_be_written(
+    kafka_bootstrap: str, topic_factory: Any, unique: str
+) -> None:
+    from services.common.errors import KafkaUnavailableError
+    from services.ingest.records import Record
+
+    topic = await topic_factory("grouped", partitions=3)
+    small = [
+        Record(f"s-{i}", "hotlead.page.viewed", f"lead-{i}".encode(), b"{}") for i in range(50)
+    ]
+    huge = [Record("h-1", "hotlead.page.viewed", b"lead-1", b"x" * 2_000_000)]
+    more = [Record(f"m-{i}", "hotlead.page.viewed", f"lead-{i}".encode(), b"{}") for i in range(50)]
+    publisher = IngestKafkaPublisher(kafka_bootstrap)
+    await publisher.start()
+    try:
+        results = await asyncio.gather(
+            publisher.publish_records(topic, small),
+            publisher.publish_records(topic, huge),
+            publisher.publish_records(topic, more),
+            return_exceptions=True,
+        )
+    finally:
+        await publisher.stop()
+    assert results[0] is None
+    assert isinstance(results[1], KafkaUnavailableError)
+    assert results[2] is None
+    written = await read_topic(kafka_bootstrap, topic, 100, f"g-{unique}")
+    assert sorted(r.key for r in written) == sorted([r.key for r in small + more])

@@ -152,3 +152,42 @@ def test_url_helpers_build_pixel_and_click_urls() -> None:
 def test_bad_keyrings_are_refused_with_a_reason(spec: str, message: str) -> None:
     with pytest.raises(MintError, match=message):
         Keyring.parse(spec)
+
+
+def test_the_signature_is_hmac_sha256_of_the_signed_part() -> None:
+    import hmac
+
+    from services.ingest.tokens import _signature
+
+    for secret in (b"k" * 16, b"a-longer-secret-" * 5, bytes(range(70))):
+        signed = "v1.k1.eyJhIjoxfQ"
+        expected = base64.urlsafe_b64encode(hmac.digest(secret, signed.encode(), "sha256")[:16])
+        assert _signature(secret, signed) == expected.rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize(
+    ("payload", "claims"),
+    [
+        (b'["o","lead-1","em-1","",""]', TokenClaims(TokenKind.OPEN, "lead-1", "em-1")),
+        (b'[ "o", "lead-1", "", "cmp", "" ]', TokenClaims(TokenKind.OPEN, "lead-1", None, "cmp")),
+        (b'["o","lead-1\\n","","",""]', None),
+        (b'["o","a@b.c","","",""]', None),
+        (b'["o","lead-1","","","https://x.example/"]', TokenClaims(TokenKind.OPEN, "lead-1")),
+        (b'["o","lead-1","",""]', None),
+        (b'["o","lead-1",1,"",""]', None),
+    ],
+)
+def test_open_payloads_not_written_by_mint_are_judged_by_the_full_checks(
+    payload: bytes, claims: TokenClaims | None
+) -> None:
+    """The one-regex path covers only what mint writes; everything else gets the
+    same answer from orjson and the field checks."""
+    from services.ingest.tokens import _signature
+
+    signed = f"v1.k1.{base64.urlsafe_b64encode(payload).rstrip(b'=').decode()}"
+    token = f"{signed}.{_signature(KEYS.keys['k1'], signed)}"
+    if claims is None:
+        with pytest.raises(TokenError):
+            verify(token, KEYS, TokenKind.OPEN)
+    else:
+        assert verify(token, KEYS, TokenKind.OPEN) == claims

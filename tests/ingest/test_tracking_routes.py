@@ -192,3 +192,49 @@ async def test_pixel_and_click_are_counted_and_timed(client: httpx.AsyncClient) 
         'hotlead_ingest_request_duration_seconds_count{route="/c/{token}"} 2.0',
     ):
         assert series in metrics
+
+
+class RecordingPublisher:
+    """Takes records as the real producer does (no decoding on the way)."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, object]] = []
+
+    async def publish_records(self, topic: str, records: list[object]) -> None:
+        self.records.extend((topic, r) for r in records)
+
+    async def publish(self, topic: str, event: object) -> None:
+        raise AssertionError("the record path is used")
+
+
+async def test_pixel_and_click_records_are_what_encode_event_writes() -> None:
+    from schemas.codec import decode_event, encode_event
+    from services.ingest.app import create_app
+    from services.ingest.records import Record
+    from tests.ingest.conftest import client_for, make_settings
+
+    publisher = RecordingPublisher()
+    app = create_app(make_settings(), publisher)  # type: ignore[arg-type]
+    open_token = mint(TokenClaims(TokenKind.OPEN, "lead-7", "em-2"), KEYRING)
+    async with client_for(app) as client:
+        await client.get(f"/o/{open_token}.gif", headers={"User-Agent": CHROME})
+        await client.get(f"/o/{open_token}.gif", headers={"User-Agent": "Mozilla/5.0"})
+        await client.get(f"/c/{click_token()}", headers={"User-Agent": CHROME})
+        for _ in range(50):
+            if len(publisher.records) == 3:
+                break
+            await asyncio.sleep(0.02)
+    records = [r for _, r in publisher.records]
+    assert len(records) == 3
+    for record in records:
+        assert isinstance(record, Record)
+        event = decode_event(record.value)
+        assert encode_event(event) == record.value  # byte for byte the model's JSON
+        assert Record.of(event) == record
+    kinds = sorted((decode_event(r.value).type.short, r.bot or "-") for r in records)  # type: ignore[attr-defined]
+    assert kinds == [
+        ("email.clicked", "-"),
+        ("email.opened", "-"),
+        ("email.opened", "apple_mpp"),
+    ]
+    assert len({r.id for r in records}) == 3  # type: ignore[attr-defined]

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from schemas.data import LeadAttributes
 from services.ingest.accept import BatchResult, ErrorBody, accept, as_json, reject_whole
+from services.ingest.batch import build_records
 from services.ingest.context import IngestContext, read_body
 from services.ingest.errors import AuthenticationError, BadRequestError, PayloadTooLargeError
 from services.ingest.incoming import (
@@ -18,7 +19,6 @@ from services.ingest.incoming import (
     EventBatch,
     Invalid,
     build_crm_feedback,
-    build_event,
     build_lead_update,
     content_id,
 )
@@ -104,10 +104,13 @@ def api_router(ctx: IngestContext) -> APIRouter:
         items = doc["events"]
         if len(items) > limits.max_batch_events:
             raise PayloadTooLargeError(f"a batch holds at most {limits.max_batch_events} events")
-        built = [(item, build_event(item, source=origin, received_at=now)) for item in items]
+        built = build_records(items, source=origin, received_at=now)
         return as_json(
-            await accept(ctx, route=EVENTS_ROUTE, source=origin, items=built, received_at=now)
-        )
+            await accept(
+                ctx, route=EVENTS_ROUTE, source=origin, items=list(zip(items, built, strict=True)),
+                received_at=now,
+            )
+        )  # fmt: skip
 
     async def single(
         request: Request, route: str, origin: str, body: bytes, built: Any, now: Any
@@ -116,9 +119,11 @@ def api_router(ctx: IngestContext) -> APIRouter:
             ctx, route=route, source=origin, items=[(body, built)], received_at=now
         )
         result = answer.results[0]
-        if result.status == "rejected":
-            return JSONResponse({"error": result.reason, "errors": result.errors}, status_code=422)
-        return JSONResponse({"id": result.id, "status": result.status})
+        if result["status"] == "rejected":
+            return JSONResponse(
+                {"error": result["reason"], "errors": result["errors"]}, status_code=422
+            )
+        return JSONResponse({"id": result["id"], "status": result["status"]})
 
     def event_id(request: Request, prefix: str, source: str) -> str:
         key = request.headers.get("idempotency-key")

@@ -95,7 +95,7 @@ def beacon_router(ctx: IngestContext) -> APIRouter:
             ctx, route=BEACON_ROUTE, source="/beacon", items=[(body, built)], received_at=now
         )
         if answer.rejected:
-            raise BadRequestError(f"invalid page view: {'; '.join(answer.results[0].errors or [])}")
+            raise BadRequestError(f"invalid page view: {'; '.join(answer.results[0]['errors'])}")
         return Response(status_code=204, headers=headers)
 
     return router

@@ -34,6 +34,7 @@ def ops_router(ctx: IngestContext) -> APIRouter:
         responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
     )
     async def metrics() -> Response:
+        ctx.metrics.collect_pending()
         return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return router
