@@ -1,6 +1,5 @@
 """The demo feed played against the real ingest app (in process, on a MemoryPublisher)."""
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -18,7 +17,7 @@ NOW = datetime(2026, 1, 16, 9, 30, tzinfo=UTC)
 
 
 @pytest.fixture
-async def played() -> AsyncIterator[MemoryPublisher]:
+async def played() -> MemoryPublisher:
     publisher = MemoryPublisher()
     app = create_app(make_settings(), publisher)
     transport = httpx.ASGITransport(app=app, client=("198.51.100.7", 40000))
@@ -34,7 +33,9 @@ async def played() -> AsyncIterator[MemoryPublisher]:
         )
         stats = await feed.run(rate=1000, cycles=1)
         assert sum(stats.failed.values()) == 0, stats.failed
-        yield publisher
+    # the pixel and the click answer first and write in the background: the app's
+    # shutdown (the end of its lifespan) drains those writes
+    return publisher
 
 
 def by_lead(publisher: MemoryPublisher, lead: str) -> list[tuple[str, str | None]]:
@@ -51,10 +52,12 @@ async def test_every_step_reaches_kafka_as_an_event(played: MemoryPublisher) -> 
 
 
 async def test_the_executive_reads_the_pricing_page_as_a_person(played: MemoryPublisher) -> None:
-    assert by_lead(played, "demo-t-1-exec") == [
-        ("lead.updated", None),
-        ("email.opened", None),
+    # sorted: the pixel and the click are written in the background, so across
+    # routes the log's order is not the order of the requests (event times are)
+    assert sorted(by_lead(played, "demo-t-1-exec")) == [
         ("email.clicked", None),
+        ("email.opened", None),
+        ("lead.updated", None),
         ("page.viewed", None),
     ]
 
@@ -62,8 +65,9 @@ async def test_the_executive_reads_the_pricing_page_as_a_person(played: MemoryPu
 async def test_the_link_scanner_and_apple_mpp_are_flagged(played: MemoryPublisher) -> None:
     events = by_lead(played, "demo-t-1-gateway")
     assert events[0] == ("lead.updated", None)
-    assert events[1] == ("email.opened", "apple_mpp")
-    clicks = events[2:]
+    assert ("email.opened", "apple_mpp") in events
+    clicks = [event for event in events[1:] if event[0] != "email.opened"]
+    assert len(events) == 7
     assert len(clicks) == 5
     assert all(kind == "email.clicked" and bot for kind, bot in clicks)
 
