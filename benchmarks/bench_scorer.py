@@ -41,7 +41,7 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
 BEGIN, END = "<!-- scorer-bench:begin -->", "<!-- scorer-bench:end -->"
 PARTITIONS = 3
 BATCH = 500
-"""Most events of one partition scored together (the worker's default batch size)."""
+"""Most records of one fetched batch (the worker's default batch size)."""
 COMMIT_INTERVAL_S = 1.0
 """How often offsets are committed (the worker's broker_commit_interval)."""
 
@@ -211,18 +211,17 @@ async def bench_bare(settings: KafkaSettings, count: int) -> Rate:
     last_commit = started
     try:
         while done < count:
-            # as the worker: batches of at most BATCH records of one partition,
+            # as the worker: what a fetch brought (every partition) scored as one batch,
             # states' acks awaited and offsets committed once a second (and at the end)
             fetched = await consumer.getmany(timeout_ms=500, max_records=BATCH * PARTITIONS)
-            for tp, records in fetched.items():
-                for start in range(0, len(records), BATCH):
-                    await scorer.score_batch(
-                        [
-                            Record(r.key, r.value, tp.partition, r.offset)
-                            for r in records[start : start + BATCH]
-                        ]
-                    )
-                done += len(records)
+            batch = [
+                Record(r.key, r.value, tp.partition, r.offset)
+                for tp, records in fetched.items()
+                for r in records
+            ]
+            if batch:
+                await scorer.score_batch(batch)
+                done += len(batch)
             now = time.monotonic()
             if now - last_commit >= COMMIT_INTERVAL_S or done >= count:
                 await table.flush()
@@ -337,8 +336,8 @@ async def main() -> None:
             "",
             "Steady state: the events committed after the first commit was seen, divided by",
             "the time from that first commit to the last (polled every 0.25 s). Both commit",
-            "once a second after waiting for the state records' acks, and score batches of",
-            "at most 500 records of one partition. Start to end includes the worker's",
+            "once a second after waiting for the state records' acks, and score what a fetch",
+            "brought from every partition as one batch. Start to end includes the worker's",
             "process start, group join, changelog creation and recovery.",
             "Both the worker and this process use the same GC settings",
             "(services/scorer/gc_tuning.py). The worker logs at INFO (a JSON line per hand-off,",
@@ -356,7 +355,7 @@ async def main() -> None:
             "",
             "Where the time goes (py-spy profiles of the worker process, see docs/scorer.md):",
             "faust's own machinery is now a few per cent (the worker's consumer hands the",
-            "agent one event per partition and fetch, services/scorer/batching.py); most of",
+            "agent one event per fetch, services/scorer/batching.py); most of",
             "the CPU is the scoring itself (the core, decoding the CloudEvent, the state's",
             "JSON to and from RocksDB) and the producer work for state and output records,",
             "which the bare loop does too. The machine's two cores are shared with the",

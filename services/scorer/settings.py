@@ -40,7 +40,7 @@ class ScorerSettings(KafkaSettings):
     scorer_batch_size: int = Field(
         default=500,
         ge=1,
-        description="Most events of one partition scored together as one batch.",
+        description="Most records in one fetched batch (batches waiting are scored together).",
     )
     scorer_standby_replicas: int = Field(
         default=0, ge=0, description="Warm standby copies of the table on other workers."
