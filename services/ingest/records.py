@@ -83,31 +83,17 @@ def event_json(
 ) -> bytes:
     """The record value `encode_event` writes for these already-valid fields:
     same keys, same order, no null attributes (`data` must hold no nulls)."""
-    if bot is None:
-        return orjson.dumps(
-            {
-                "specversion": "1.0",
-                "id": event_id,
-                "source": source,
-                "type": type_name,
-                "subject": subject,
-                "time": time,
-                "datacontenttype": "application/json",
-                "receivedat": received_at,
-                "data": data,
-            }
-        )
-    return orjson.dumps(
-        {
-            "specversion": "1.0",
-            "id": event_id,
-            "source": source,
-            "type": type_name,
-            "subject": subject,
-            "time": time,
-            "datacontenttype": "application/json",
-            "bot": bot,
-            "receivedat": received_at,
-            "data": data,
-        }
-    )
+    value: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": source,
+        "type": type_name,
+        "subject": subject,
+        "time": time,
+        "datacontenttype": "application/json",
+    }
+    if bot is not None:
+        value["bot"] = bot  # where the envelope's field order puts it
+    value["receivedat"] = received_at
+    value["data"] = data
+    return orjson.dumps(value)
