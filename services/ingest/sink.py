@@ -109,9 +109,6 @@ class EventSink:
     def connected(self) -> bool:
         return self._managed.connected if self._managed is not None else True
 
-    def is_duplicate(self, event_id: str) -> bool:
-        return event_id in self.recent
-
     async def write(self, topic: str, records: Sequence[Record], *, remember: bool = True) -> None:
         """Write `records` to `topic`; returns once Kafka acknowledged them all.
         `remember`: keep their ids for dedupe (not for the pixel's and the

@@ -393,12 +393,6 @@ class Rules(Strict):
                     )
         return self
 
-    def fit_rules_by_group(self) -> list[tuple[str | None, list[FitRule]]]:
-        order: dict[str | None, list[FitRule]] = {}
-        for rule in self.fit:
-            order.setdefault(rule.group, []).append(rule)
-        return list(order.items())
-
 
 def _describe(exc: ValidationError, document: dict[str, Any]) -> list[str]:
     """Errors that name the rule and the field: `engagement rule 'x': points: ...`."""

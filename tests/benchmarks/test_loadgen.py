@@ -2,38 +2,62 @@
 
 import asyncio
 import math
+import time
 
-from benchmarks.loadgen import open_loop, percentile
+from benchmarks.loadgen import LoadSpec, generate, percentile, probe_id
+from benchmarks.rawhttp import serve
+
+
+def spec(port: int, **overrides: object) -> LoadSpec:
+    fields: dict[str, object] = {
+        "kind": "baseline", "host": "127.0.0.1", "port": port, "path": "/e", "headers": "",
+        "run": "abc123", "rate": 1000.0, "duration_s": 0.03,
+        "start_ns": time.time_ns() + 50_000_000,
+    }  # fmt: skip
+    return LoadSpec(**{**fields, **overrides})  # type: ignore[arg-type]
 
 
 async def test_requests_leave_without_waiting_for_earlier_answers() -> None:
-    # No answer comes until every request has left: a closed-loop generator
+    # No answer comes until every request has arrived: a closed-loop generator
     # (one that waits for answers) would hang here.
     gate = asyncio.Event()
-    started = 0
+    arrived = 0
 
-    async def held(index: int) -> None:
-        nonlocal started
-        started += 1
-        if started == 30:
+    async def held(method: bytes, path: bytes, body: bytes) -> tuple[int, bytes]:
+        nonlocal arrived
+        arrived += 1
+        if arrived == 30:
             gate.set()
         await gate.wait()
+        return 200, b"ok"
 
-    result = await asyncio.wait_for(open_loop(rate=1000, duration_s=0.03, send=held), 10)
-    assert result.scheduled == result.completed == 30
+    server = await serve(held, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        result = await asyncio.wait_for(generate(spec(port)), 10)
+    finally:
+        server.close()
+    assert result["sent"] == result["ok"] == 30
 
 
-async def test_failures_and_overload_are_counted() -> None:
-    async def flaky(index: int) -> None:
-        if index % 2:
-            raise ConnectionError("refused")
-        await asyncio.sleep(0.2)
+async def test_failures_are_counted_and_probes_stamped() -> None:
+    async def probes_only(method: bytes, path: bytes, body: bytes) -> tuple[int, bytes]:
+        return (200, b"ok") if body.startswith(b"pr") else (503, b"busy")
 
-    result = await open_loop(rate=200, duration_s=0.1, send=flaky, max_in_flight=5)
-    assert result.scheduled == 20
-    assert result.completed + result.failed + result.dropped == 20
-    assert result.dropped > 0
-    assert result.errors.get("ConnectionError", 0) == result.failed > 0
+    server = await serve(probes_only, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        result = await asyncio.wait_for(generate(spec(port)), 10)
+    finally:
+        server.close()
+    assert result["sent"] == 30
+    assert result["ok"] == 2  # every 20th slot is a probe: 0 and 20
+    assert result["errors"] == {"HTTP 503": 28}
+    assert result["failed"] == 28
+    probes = result["probes"]
+    assert isinstance(probes, list)
+    assert [ident for ident, _, _ in probes] == [probe_id("abc123", 0), probe_id("abc123", 20)]
+    assert all(acked >= due for _, due, acked in probes)
 
 
 def test_percentiles_by_nearest_rank() -> None:
