@@ -80,7 +80,7 @@ async def accept(
     records: list[Record] = []
     rejections: list[Record] = []
     seen: set[str] = set()
-    recent = ctx.sink.recent
+    recent = ctx.sink.recent.ids
     duplicates = ignored = 0
     for index, (raw, built) in enumerate(items):
         if not isinstance(built, Record) and isinstance(built, CloudEvent):

@@ -16,7 +16,7 @@
 import asyncio
 import contextlib
 from collections import Counter, OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -60,24 +60,34 @@ class ManagedPublisher(Protocol):
 
 @dataclass
 class RecentIds:
-    """The last `capacity` event ids written, oldest forgotten first."""
+    """The last `capacity` event ids written, oldest forgotten first.
+
+    `ids` is the mapping itself, for `in` checks without a method call per
+    event (a request checks each of its ids once)."""
 
     capacity: int
-    _ids: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    ids: OrderedDict[str, None] = field(default_factory=OrderedDict)
 
     def __contains__(self, event_id: object) -> bool:
-        return event_id in self._ids
+        return event_id in self.ids
 
     def add(self, event_id: str) -> None:
+        self.add_all((event_id,))
+
+    def add_all(self, event_ids: Iterable[str]) -> None:
+        """Remember `event_ids` as the newest (an id seen again moves to the newest end)."""
         if self.capacity <= 0:
             return
-        ids = self._ids
-        if event_id in ids:
-            ids.move_to_end(event_id)
-            return
-        ids[event_id] = None
-        if len(ids) > self.capacity:
-            ids.popitem(last=False)
+        ids = self.ids
+        move = ids.move_to_end
+        for event_id in event_ids:
+            if event_id in ids:
+                move(event_id)
+            else:
+                ids[event_id] = None
+        forget = ids.popitem
+        for _ in range(len(ids) - self.capacity):
+            forget(last=False)
 
 
 class EventSink:
@@ -135,8 +145,7 @@ class EventSink:
             )
             raise PublishUnavailableError("Kafka did not acknowledge in time; retry later") from exc
         if remember:
-            for record in records:
-                self.recent.add(record.id)
+            self.recent.add_all([record.id for record in records])
         self._count(records)
 
     def _count(self, records: Sequence[Record]) -> None:
