@@ -16,9 +16,9 @@
 import asyncio
 import contextlib
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from schemas.envelope import CloudEvent
 from schemas.event_types import TYPE_PREFIX
@@ -109,6 +109,7 @@ class EventSink:
         self._records = publisher if isinstance(publisher, RecordPublisher) else None
         self._batching = publisher if isinstance(publisher, BatchPublisher) else None
         self._queue_size = queue_size
+        self._written: dict[str, Any] = {}
         self._pending: list[tuple[str, str, Record]] = []
         self._wake: asyncio.Event | None = None
         self._idle: asyncio.Event | None = None
@@ -150,7 +151,10 @@ class EventSink:
 
     def _count(self, records: Sequence[Record]) -> None:
         """Metrics once per batch: a few label lookups, not a few per event."""
-        written = Counter(record.type for record in records)  # counted in C
+        if len(records) == 1:
+            written: Mapping[str, int] = {records[0].type: 1}
+        else:
+            written = Counter(record.type for record in records)  # counted in C
         bots: Counter[str] = Counter()
         machine: Counter[str] = Counter()
         for record in records:
@@ -160,8 +164,13 @@ class EventSink:
                     machine[record.type] += 1
                 if record.crm_status:
                     self.metrics.crm_statuses.labels(record.crm_status).inc()
+        children = self._written
         for event_type, count in written.items():
-            self.metrics.events_written.labels(event_type.removeprefix(TYPE_PREFIX)).inc(count)
+            child = children.get(event_type)
+            if child is None:  # a few types: their series bound once
+                label = event_type.removeprefix(TYPE_PREFIX)
+                child = children[event_type] = self.metrics.events_written.labels(label)
+            child.inc(count)
         for reason, count in bots.items():
             self.metrics.bot_events.labels(reason).inc(count)
         for event_type, count in machine.items():
