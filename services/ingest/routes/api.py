@@ -80,8 +80,9 @@ def api_router(ctx: IngestContext) -> APIRouter:
         openapi_extra=body_schema(EventBatch),
     )
     async def post_events(request: Request) -> Response:
-        """Served by `events.EventsEndpoint` before FastAPI; this route documents it
-        and serves what the endpoint leaves to FastAPI (the same steps)."""
+        # Served by events.EventsEndpoint before FastAPI; this route documents it
+        # and serves what the endpoint leaves to FastAPI, with the same steps.
+        # (No docstring: FastAPI would put it into the OpenAPI document.)
         source = authenticate(request, EVENTS_ROUTE)
         body = await read_body(request, limits.max_body_bytes)
         answer = await events.answer_events(ctx, source, body)
