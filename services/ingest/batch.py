@@ -153,7 +153,10 @@ def build_records(
                     time = None
                 if time is not None:
                     event_id = given_id or content_id("ev", source, item)
-                    by_type.setdefault(event_type, []).append((index, event_id, lead_id, time))
+                    entries = by_type.get(event_type)
+                    if entries is None:
+                        entries = by_type[event_type] = []
+                    entries.append((index, event_id, lead_id, time))
                     continue
         built[index] = _one(item, source, received_at)
     for event_type, entries in by_type.items():

@@ -191,9 +191,11 @@ class IngestKafkaPublisher:
         record too large for any batch, by id of their future: none of their
         records is written (the broker would refuse a whole batch with it, the
         other callers' records too)."""
-        grouped: dict[tuple[str, int], list[Record]] = {}
+        # per topic: its partitions (sorted) and a list of records for each
+        grouped: dict[str, tuple[list[int], list[list[Record]]]] = {}
         refused: dict[int, KafkaError] = {}
         hashes = self._hashes
+        known = hashes.known  # partition_of, inlined: two calls less per record
         for topic, records, done in waiting:
             too_large = [r for r in records if len(r.value) + len(r.key or b"") > MAX_RECORD_BYTES]
             if too_large:
@@ -201,29 +203,32 @@ class IngestKafkaPublisher:
                     f"a record of {len(too_large[0].value)} bytes"
                 )
                 continue
-            partitions = sorted(await producer.partitions_for(topic))
-            count = len(partitions)
-            known = hashes.known  # partition_of, inlined: two calls less per record
+            if topic not in grouped:
+                partitions = sorted(await producer.partitions_for(topic))
+                grouped[topic] = (partitions, [[] for _ in partitions])
+            lists = grouped[topic][1]
+            count = len(lists)
             for record in records:
                 key = record.key
                 if key is None:  # aiokafka's choice for records without a key
-                    partition = random.choice(partitions)  # noqa: S311 (not security)
+                    position = random.randrange(count)  # noqa: S311 (not security)
                 else:
                     key_hash = known.get(key)
                     if key_hash is None:
                         key_hash = hashes(key)
-                    partition = partitions[(key_hash & 0x7FFFFFFF) % count]
-                grouped.setdefault((topic, partition), []).append(record)
+                    position = (key_hash & 0x7FFFFFFF) % count
+                lists[position].append(record)
         acks = []
-        for (topic, partition), entries in grouped.items():
-            start = 0
-            while start < len(entries):
-                batch = producer.create_batch()
-                filled = fill(batch, entries, start)
-                if filled == start:  # an empty batch takes any record: never here
-                    raise MessageSizeTooLargeError("a record larger than an empty batch")
-                start = filled
-                acks.append(await self._submit(producer, batch, topic, partition))
+        for topic, (partitions, lists) in grouped.items():
+            for partition, entries in zip(partitions, lists, strict=True):
+                start = 0
+                while start < len(entries):
+                    batch = producer.create_batch()
+                    filled = fill(batch, entries, start)
+                    if filled == start:  # an empty batch takes any record: never here
+                        raise MessageSizeTooLargeError("a record larger than an empty batch")
+                    start = filled
+                    acks.append(await self._submit(producer, batch, topic, partition))
         await asyncio.gather(*acks)
         return refused
 
