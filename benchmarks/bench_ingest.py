@@ -7,6 +7,8 @@
 2. Event API: events/s of POST /v1/events with 100-event batches (unique ids)
    into the real broker, one ingest process; checked against the topic's
    offsets afterwards (every accepted event must be in Kafka).
+3. Event API, one event per request (what the pipeline benchmark's load
+   generator sends): requests/s and server CPU per request.
 
 Besides the rates, each run reports the server process' CPU time per
 request (pixel) or per event (API), read from /proc before and after the
@@ -24,6 +26,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -46,6 +49,25 @@ START, END = "<!-- ingest:start -->", "<!-- ingest:end -->"
 TOKEN_KEYS = "bench:benchmark-token-secret-000000"
 API_KEY = "benchmark-api-key-0000000000"
 BIN = Path(sys.executable).parent
+SINGLE_EVENT_LUA = """-- wrk script: POST /v1/events with ONE new event per request (unique ids).
+local counter = 0
+function init(args)
+  api_key = args[1]
+  run_id = args[2]
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+  wrk.headers["Authorization"] = "Bearer " .. api_key
+  tid = math.random(1, 1000000000)
+end
+function request()
+  counter = counter + 1
+  local body = string.format(
+    '{"events":[{"id":"%s-%d-%d","type":"page.viewed","lead_id":"lead-%d",'
+    .. '"data":{"url":"https://www.example.com/docs/%d"}}]}',
+    run_id, tid, counter, counter % 5000, counter % 7)
+  return wrk.format(nil, "/v1/events", nil, body)
+end
+"""
 
 
 @dataclass
@@ -206,12 +228,30 @@ def main() -> int:
             )  # fmt: skip
             time.sleep(1)
             after = asyncio.run(topic_size(bootstrap, kafka.topic(EVENTS)))
+            with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
+                lua.write(SINGLE_EVENT_LUA)
+                lua.flush()
+                single = [lua.name, API_KEY, f"{prefix.strip('.')}-single"]
+                wrk(
+                    f"{base}/v1/events",
+                    seconds=2,
+                    connections=16,
+                    script=[*single[:2], f"{single[2]}-warm"],
+                )
+                results["single"] = measured(
+                    ingest.pid,
+                    f"{base}/v1/events",
+                    seconds=args.seconds,
+                    connections=16,
+                    script=single,
+                )
         finally:
             stop(ingest)
     finally:
         asyncio.run(delete_topics(bootstrap, [spec.name for spec in specs]))
 
     bare_r, pixel_r, events_r = results["bare"], results["pixel"], results["events"]
+    single_r = results["single"]
     ratio = pixel_r.requests_per_s / bare_r.requests_per_s
     cpu_ratio = bare_r.cpu_us_per() / max(pixel_r.cpu_us_per(), 1e-9)
     accepted = (events_r.requests - events_r.non_2xx_3xx) * 100
@@ -235,15 +275,17 @@ uvicorn with one worker ({server_flavour()}, the same for both apps), wrk with
 | `POST /v1/events`, 100-event batches, acks=all into Kafka \
 | **{events_per_s:,.0f} events/s** ({events_r.requests_per_s:,.1f} req/s) \
 | {events_r.cpu_us_per(100):,.1f} us/event | >= 50,000 |
+| `POST /v1/events`, one event per request (as the pipeline bench sends) \
+| {single_r.requests_per_s:,.0f} req/s | {single_r.cpu_us_per():,.0f} us/request | |
 
 Method: `{args.connections}` keep-alive connections for the pixel runs, 8 for
 the event API (each request a new batch of 100 `page.viewed` events with
 unique ids, built by `benchmarks/events_batch.lua`; a 2xx means Kafka
-acknowledged all of them). Non-2xx answers: pixel
-{pixel_r.non_2xx_3xx}, events {events_r.non_2xx_3xx}. Check: the events topic
-grew by {after - before:,} records for {accepted:,} events in the requests wrk
-counted as answered (requests still in flight when wrk stopped, up to 8 x 100
-events, were written too but not counted). Server CPU: user + system time
+acknowledged all of them), 16 for one event per request. Non-2xx answers: pixel
+{pixel_r.non_2xx_3xx}, events {events_r.non_2xx_3xx}, single {single_r.non_2xx_3xx}.
+Check: the events topic grew by {after - before:,} records for {accepted:,}
+events in the requests wrk counted as answered (requests still in flight when
+wrk stopped, up to 8 x 100 events, were written too but not counted). Server CPU: user + system time
 of the server process during the run (/proc), per request or event; it
 moves less than the rates when other work shares the cores.
 Load average when the run ended: {os.getloadavg()[0]:.1f} (other work shares

@@ -80,7 +80,7 @@ async def accept(
     records: list[Record] = []
     rejections: list[Record] = []
     seen: set[str] = set()
-    recent = ctx.sink.recent
+    recent = ctx.sink.recent.ids
     duplicates = ignored = 0
     for index, (raw, built) in enumerate(items):
         if not isinstance(built, Record) and isinstance(built, CloudEvent):
@@ -110,10 +110,15 @@ async def accept(
                     "errors": built.errors,
                 }
             )
-    await asyncio.gather(
-        ctx.sink.write(ctx.kafka.topic(EVENTS), records),
-        ctx.sink.write(ctx.kafka.topic(REJECTED), rejections),
-    )
+    if records and rejections:
+        await asyncio.gather(
+            ctx.sink.write(ctx.kafka.topic(EVENTS), records),
+            ctx.sink.write(ctx.kafka.topic(REJECTED), rejections),
+        )
+    elif records or rejections:  # one write: no tasks for gather to make
+        await ctx.sink.write(
+            ctx.kafka.topic(EVENTS if records else REJECTED), records or rejections
+        )
     if rejections:
         ctx.metrics.events_rejected.labels(route).inc(len(rejections))
     if duplicates:

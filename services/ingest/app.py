@@ -22,6 +22,7 @@ from services.ingest.limits import RateLimiter
 from services.ingest.metrics import IngestMetrics
 from services.ingest.routes.api import api_router
 from services.ingest.routes.beacon import beacon_router
+from services.ingest.routes.events import EventsEndpoint
 from services.ingest.routes.ops import ops_router
 from services.ingest.routes.tracking import OPENAPI_PATHS, Tracking
 from services.ingest.routes.webhooks import webhooks_router
@@ -124,17 +125,19 @@ class RequestMetrics:
 
 
 class IngestApp(FastAPI):
-    """FastAPI, with the pixel and the click answered before its middleware stack."""
+    """FastAPI, with the pixel, the click and POST /v1/events answered before its
+    middleware stack (their FastAPI routes, if any, document them)."""
 
     tracking: Tracking | None = None
+    events: EventsEndpoint | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            self.tracking is not None
-            and scope["type"] == "http"
-            and await self.tracking.serve(scope, send)
-        ):
-            return
+        if scope["type"] == "http":
+            if self.tracking is not None and await self.tracking.serve(scope, send):
+                return
+            if self.events is not None and self.events.serves(scope):
+                await self.events(scope, receive, send)
+                return
         await super().__call__(scope, receive, send)
 
 
@@ -187,6 +190,7 @@ def create_app(settings: IngestSettings, publisher: Publisher) -> FastAPI:
         app.include_router(router)
     app.add_middleware(RequestMetrics, metrics=ctx.metrics)
     app.tracking = tracking
+    app.events = EventsEndpoint(ctx, lambda exc: _error_response(exc, settings.retry_after_s))
     app.openapi = lambda: _openapi_with_tracking(app)  # type: ignore[method-assign]
     return app
 

@@ -62,15 +62,19 @@ class IngestContext:
             raise RateLimitedError(f"too many requests for source {source}", retry_after(wait))
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing more than `limit` bytes (413) before reading it all."""
-    declared = request.headers.get("content-length")
+def check_length(declared: str | None, limit: int) -> None:
+    """A declared Content-Length over `limit`: 413 before reading the body."""
     if declared is not None:
         try:
             if int(declared) > limit:
                 raise PayloadTooLargeError(f"the body is larger than {limit} bytes")
         except ValueError:
             raise BadRequestError("invalid Content-Length") from None
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing more than `limit` bytes (413) before reading it all."""
+    check_length(request.headers.get("content-length"), limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():

@@ -15,6 +15,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
 from aiokafka.partitioner import murmur2
+from aiokafka.producer.message_accumulator import BatchBuilder
 
 from schemas.envelope import CloudEvent
 from services.common.errors import KafkaUnavailableError
@@ -33,20 +34,56 @@ class KeyHashes:
 
     def __init__(self, capacity: int = HASH_CACHE_SIZE) -> None:
         self.capacity = capacity
-        self._hashes: dict[bytes, int] = {}
+        self.known: dict[bytes, int] = {}
+        """The remembered hashes (read it directly on hot paths)."""
 
     def __call__(self, key: bytes) -> int:
-        value = self._hashes.get(key)
+        value = self.known.get(key)
         if value is None:
-            if len(self._hashes) >= self.capacity:
-                self._hashes.clear()  # cheap and bounded; hot keys come back at once
-            value = self._hashes[key] = murmur2(key)
+            if len(self.known) >= self.capacity:
+                self.known.clear()  # cheap and bounded; hot keys come back at once
+            value = self.known[key] = murmur2(key)
         return value
 
 
 def partition_of(key_hash: int, partitions: Sequence[int]) -> int:
     """The partition the Java client and aiokafka's DefaultPartitioner choose."""
     return partitions[(key_hash & 0x7FFFFFFF) % len(partitions)]
+
+
+def fill(batch: BatchBuilder, records: Sequence[Record], start: int) -> int:
+    """Append `records[start:]` to an empty `batch` until it is full; the index
+    of the first record left out (len(records) when all are in).
+
+    aiokafka's `BatchBuilder.append` costs ~1 us per record on top of its C
+    record builder (keyword arguments, serializer checks); for the
+    BatchBuilder of aiokafka 0.14 without serializers (what `create_batch`
+    gives this producer), records go to the C builder directly, as `append`
+    would add them. Anything else takes `append`."""
+    builder = getattr(batch, "_builder", None)
+    if (
+        type(batch) is not BatchBuilder
+        or builder is None
+        or batch._key_serializer is not None
+        or batch._value_serializer is not None
+        or batch._closed
+        or batch._relative_offset != 0
+    ):
+        for index in range(start, len(records)):
+            record = records[index]
+            if batch.append(key=record.key, value=record.value, timestamp=None) is None:
+                return index
+        return len(records)
+    headers: list[tuple[str, bytes]] = []
+    append, offset = builder.append, 0
+    for index in range(start, len(records)):
+        record = records[index]
+        if append(offset, None, key=record.key, value=record.value, headers=headers) is None:
+            batch.close()
+            break
+        offset += 1
+    batch._relative_offset = offset
+    return start + offset
 
 
 class IngestKafkaPublisher:
@@ -154,9 +191,11 @@ class IngestKafkaPublisher:
         record too large for any batch, by id of their future: none of their
         records is written (the broker would refuse a whole batch with it, the
         other callers' records too)."""
-        grouped: dict[tuple[str, int], list[Record]] = {}
+        # per topic: its partitions (sorted) and a list of records for each
+        grouped: dict[str, tuple[list[int], list[list[Record]]]] = {}
         refused: dict[int, KafkaError] = {}
         hashes = self._hashes
+        known = hashes.known  # partition_of, inlined: two calls less per record
         for topic, records, done in waiting:
             too_large = [r for r in records if len(r.value) + len(r.key or b"") > MAX_RECORD_BYTES]
             if too_large:
@@ -164,24 +203,32 @@ class IngestKafkaPublisher:
                     f"a record of {len(too_large[0].value)} bytes"
                 )
                 continue
-            partitions = sorted(await producer.partitions_for(topic))
+            if topic not in grouped:
+                partitions = sorted(await producer.partitions_for(topic))
+                grouped[topic] = (partitions, [[] for _ in partitions])
+            lists = grouped[topic][1]
+            count = len(lists)
             for record in records:
                 key = record.key
                 if key is None:  # aiokafka's choice for records without a key
-                    partition = random.choice(partitions)  # noqa: S311 (not security)
+                    position = random.randrange(count)  # noqa: S311 (not security)
                 else:
-                    partition = partition_of(hashes(key), partitions)
-                grouped.setdefault((topic, partition), []).append(record)
+                    key_hash = known.get(key)
+                    if key_hash is None:
+                        key_hash = hashes(key)
+                    position = (key_hash & 0x7FFFFFFF) % count
+                lists[position].append(record)
         acks = []
-        for (topic, partition), entries in grouped.items():
-            batch = producer.create_batch()
-            for record in entries:
-                if batch.append(key=record.key, value=record.value, timestamp=None) is None:
+        for topic, (partitions, lists) in grouped.items():
+            for partition, entries in zip(partitions, lists, strict=True):
+                start = 0
+                while start < len(entries):
+                    batch = producer.create_batch()
+                    filled = fill(batch, entries, start)
+                    if filled == start:  # an empty batch takes any record: never here
+                        raise MessageSizeTooLargeError("a record larger than an empty batch")
+                    start = filled
                     acks.append(await self._submit(producer, batch, topic, partition))
-                    batch = producer.create_batch()  # an empty batch takes any record
-                    batch.append(key=record.key, value=record.value, timestamp=None)
-            if batch.record_count():
-                acks.append(await self._submit(producer, batch, topic, partition))
         await asyncio.gather(*acks)
         return refused
 

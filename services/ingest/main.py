@@ -45,6 +45,7 @@ async def run(settings: IngestSettings, host: str, port: int) -> None:
         server_header=False,
         log_config=None,
         lifespan="on",
+        http=settings.ingest_http,
     )
     await uvicorn.Server(config).serve()
 

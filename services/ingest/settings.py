@@ -37,6 +37,10 @@ class IngestSettings(KafkaSettings):
         default="http://127.0.0.1:8000",
         description="Base URL of this service as email recipients reach it (for minted URLs).",
     )
+    ingest_http: Literal["auto", "h11", "httptools"] = Field(
+        default="auto",
+        description="uvicorn's HTTP parser (`auto`: httptools when installed).",
+    )
     ingest_log_level: str = Field(default="INFO", description="Log level of the JSON logs.")
     token_keys: SecretStr = Field(
         default=SecretStr(""),

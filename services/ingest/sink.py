@@ -16,9 +16,9 @@
 import asyncio
 import contextlib
 from collections import Counter, OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from schemas.envelope import CloudEvent
 from schemas.event_types import TYPE_PREFIX
@@ -60,24 +60,34 @@ class ManagedPublisher(Protocol):
 
 @dataclass
 class RecentIds:
-    """The last `capacity` event ids written, oldest forgotten first."""
+    """The last `capacity` event ids written, oldest forgotten first.
+
+    `ids` is the mapping itself, for `in` checks without a method call per
+    event (a request checks each of its ids once)."""
 
     capacity: int
-    _ids: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    ids: OrderedDict[str, None] = field(default_factory=OrderedDict)
 
     def __contains__(self, event_id: object) -> bool:
-        return event_id in self._ids
+        return event_id in self.ids
 
     def add(self, event_id: str) -> None:
+        self.add_all((event_id,))
+
+    def add_all(self, event_ids: Iterable[str]) -> None:
+        """Remember `event_ids` as the newest (an id seen again moves to the newest end)."""
         if self.capacity <= 0:
             return
-        ids = self._ids
-        if event_id in ids:
-            ids.move_to_end(event_id)
-            return
-        ids[event_id] = None
-        if len(ids) > self.capacity:
-            ids.popitem(last=False)
+        ids = self.ids
+        move = ids.move_to_end
+        for event_id in event_ids:
+            if event_id in ids:
+                move(event_id)
+            else:
+                ids[event_id] = None
+        forget = ids.popitem
+        for _ in range(len(ids) - self.capacity):
+            forget(last=False)
 
 
 class EventSink:
@@ -99,6 +109,7 @@ class EventSink:
         self._records = publisher if isinstance(publisher, RecordPublisher) else None
         self._batching = publisher if isinstance(publisher, BatchPublisher) else None
         self._queue_size = queue_size
+        self._written: dict[str, Any] = {}
         self._pending: list[tuple[str, str, Record]] = []
         self._wake: asyncio.Event | None = None
         self._idle: asyncio.Event | None = None
@@ -135,13 +146,15 @@ class EventSink:
             )
             raise PublishUnavailableError("Kafka did not acknowledge in time; retry later") from exc
         if remember:
-            for record in records:
-                self.recent.add(record.id)
+            self.recent.add_all([record.id for record in records])
         self._count(records)
 
     def _count(self, records: Sequence[Record]) -> None:
         """Metrics once per batch: a few label lookups, not a few per event."""
-        written = Counter(record.type for record in records)  # counted in C
+        if len(records) == 1:
+            written: Mapping[str, int] = {records[0].type: 1}
+        else:
+            written = Counter(record.type for record in records)  # counted in C
         bots: Counter[str] = Counter()
         machine: Counter[str] = Counter()
         for record in records:
@@ -151,8 +164,13 @@ class EventSink:
                     machine[record.type] += 1
                 if record.crm_status:
                     self.metrics.crm_statuses.labels(record.crm_status).inc()
+        children = self._written
         for event_type, count in written.items():
-            self.metrics.events_written.labels(event_type.removeprefix(TYPE_PREFIX)).inc(count)
+            child = children.get(event_type)
+            if child is None:  # a few types: their series bound once
+                label = event_type.removeprefix(TYPE_PREFIX)
+                child = children[event_type] = self.metrics.events_written.labels(label)
+            child.inc(count)
         for reason, count in bots.items():
             self.metrics.bot_events.labels(reason).inc(count)
         for event_type, count in machine.items():

@@ -211,6 +211,7 @@ class Tracking:
         opens, self._opens, self._opens_due = self._opens, [], None
         ctx = self.ctx
         keyring, limiter, write_later = ctx.keyring, ctx.client_limiter, ctx.sink.write_later
+        make = Record._make  # half the cost of Record(...)
         for token, method, headers, client, at_s, now in opens:
             try:
                 claims = verify(token, keyring, TokenKind.OPEN)
@@ -227,7 +228,7 @@ class Tracking:
                 event_id=event_id, source="/pixel", type_name=_OPENED, subject=claims.lead_id,
                 time=now, received_at=now, data=_email_ref(claims), bot=bot,
             )  # fmt: skip
-            record = Record(event_id, _OPENED, claims.lead_id.encode(), value, bot)
+            record = make((event_id, _OPENED, claims.lead_id.encode(), value, bot, None))
             write_later(PIXEL_ROUTE, self.events_topic, record)
 
     async def _click(self, scope: Scope, token: str, send: Send) -> int:
@@ -263,6 +264,6 @@ class Tracking:
             event_id=event_id, source="/click", type_name=_CLICKED, subject=claims.lead_id,
             time=now, received_at=now, data={**_email_ref(claims), "url": target}, bot=bot,
         )  # fmt: skip
-        record = Record(event_id, _CLICKED, claims.lead_id.encode(), value, bot)
+        record = Record._make((event_id, _CLICKED, claims.lead_id.encode(), value, bot, None))
         ctx.sink.write_later(CLICK_ROUTE, self.events_topic, record)
         return 302
