@@ -195,6 +195,19 @@ def chart(rows: list[Point]) -> None:
     fig.savefig(CHART, dpi=110)
 
 
+def budget(m: Measurement, cores: int = 2) -> str:
+    """What the measured CPU per event allows on `cores` cores, if nothing else ran."""
+    names = CPU_NAMES[m.chain]
+    chain = sum(m.cpu_s.get(name, 0.0) for name in names[:4]) / m.ok  # services + broker
+    harness = sum(m.cpu_s.get(name, 0.0) for name in names[4:6]) / m.ok
+    return (
+        f"- {m.chain} at {m.rate:,.0f} events/s: the chain (services + broker) used "
+        f"{chain * 1000:.2f} CPU s per 1,000 events, so {cores} cores would be full at "
+        f"~{cores / chain:,.0f} events/s; with the load generators and receiver on the same "
+        f"cores, ~{cores / (chain + harness):,.0f} events/s"
+    )
+
+
 def _table(results: list[Measurement]) -> list[str]:
     lines = [*HEADER, *[m.row() for m in results], ""]
     hops = [m.hops() for m in results if m.to_handoff_ms]
@@ -206,6 +219,8 @@ def _table(results: list[Measurement]) -> list[str]:
         if rows:
             lines += [f"CPU seconds per 1,000 events, {chain} (per process tree, /proc):", "",
                       *cpu_header(chain), *rows, ""]  # fmt: skip
+            lines += [budget(m) for m in results if m.chain == chain and m.cpu_s and m.ok]
+            lines.append("")
     for rate in sorted({m.rate for m in results}):
         pair = {m.chain: m for m in results if m.rate == rate}
         if "hotlead" in pair and "baseline" in pair and pair["baseline"].delivered:
@@ -325,6 +340,8 @@ async def main(
                               f"{m.window_s:.1f} s:",
                               ", ".join(f"{n} {v:.3f}" for n, v in per_k.items()),
                               flush=True)  # fmt: skip
+                        if m.ok:
+                            print(" ", budget(m), flush=True)
                         results.append(m)
                         slowest = max(m.p(99), percentile(m.from_schedule_ms, 99))
                         if not m.sustained and slowest > 1000 and not keep_going:

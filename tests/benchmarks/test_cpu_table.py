@@ -1,6 +1,6 @@
 """The pipeline bench's CPU table: per process, CPU seconds per 1,000 answered events."""
 
-from benchmarks.bench_pipeline import _table
+from benchmarks.bench_pipeline import _table, budget
 from benchmarks.pipeline_bench import CPU_NAMES, Measurement
 
 
@@ -30,3 +30,14 @@ def test_the_table_has_one_cpu_section_per_chain_measured() -> None:
         lines.index("CPU seconds per 1,000 events, hotlead (per process tree, /proc):") + 2
     ]
     assert header.startswith("| chain | offered events/s | window s | ingest | scorer | handoff |")
+
+
+def test_the_budget_says_what_two_cores_allow() -> None:
+    used = {"ingest": 9.0, "scorer": 3.5, "handoff": 1.5, "broker": 2.0, "generators": 2.5,
+            "receiver": 0.5, "machine": 20.0}  # fmt: skip
+    line = budget(measurement("hotlead", used))
+    # chain: 16 s over 10,000 events = 1.6 ms each -> 2 cores / 1.6 ms = 1,250 events/s;
+    # with 0.3 ms of harness per event: 2 / 1.9 ms = 1,053 events/s
+    assert "used 1.60 CPU s per 1,000 events" in line
+    assert "full at ~1,250 events/s" in line
+    assert "~1,053 events/s" in line
