@@ -43,7 +43,8 @@ async def baseline_chain(
                 await asyncio.sleep(0.1)
             # the consumers start at the latest offset: let them join before measuring
             await asyncio.sleep(5)
-        yield Target("baseline", "127.0.0.1", port, "/e", "")
+        sessions = tuple((role[0], p.pid) for role, p in zip(roles, processes, strict=True))
+        yield Target("baseline", "127.0.0.1", port, "/e", "", bootstrap, sessions=sessions)
     finally:
         for process in processes:
             with contextlib.suppress(ProcessLookupError):

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import orjson
 from aiokafka import AIOKafkaProducer
 
 from benchmarks.loadgen import percentile, probe_id
@@ -36,7 +37,7 @@ from schemas.data import (
     Segment,
 )
 from schemas.events import HandoffRequested
-from schemas.topics import HANDOFFS
+from schemas.topics import EVENTS, HANDOFFS
 from services.common.kafka_settings import KafkaSettings
 from services.common.topics import delete_topics, ensure_topics, topic_specs
 from services.stack.supervisor import ProcessSpec, Supervisor
@@ -101,6 +102,28 @@ def handoff(lead_id: str) -> HandoffRequested:
     )
 
 
+async def behaviour(producer: AIOKafkaProducer, topic: str, rate: float, seconds: float) -> None:
+    """Page views on the event log at `rate`: what the feedback consumer reads (and skips)
+    in a running pipeline besides the few CRM status changes."""
+    if rate <= 0:
+        return
+    now = datetime.now(UTC).isoformat()
+    start = time.monotonic()
+    sends = []
+    for index in range(int(rate * seconds)):
+        delay = start + index / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        lead = f"bg{index % 2000}"
+        value = orjson.dumps({
+            "specversion": "1.0", "id": f"bg-{start}-{index}", "source": "/bench",
+            "type": "page.viewed", "subject": lead, "time": now,
+            "data": {"url": "https://www.example.com/docs", "lead_id": lead},
+        })  # fmt: skip
+        sends.append(await producer.send(topic, value, key=lead.encode()))
+    await asyncio.gather(*sends)
+
+
 async def offer(
     producer: AIOKafkaProducer, topic: str, run: str, rate: float, seconds: float
 ) -> tuple[dict[str, int], int]:
@@ -155,7 +178,9 @@ def write_doc(lines: list[str], seconds: float) -> None:
     write_section(BEGIN, END, section)
 
 
-async def main(rates: list[float], seconds: float, partitions: int) -> list[str]:
+async def main(
+    rates: list[float], seconds: float, partitions: int, events_per_s: float = 0.0
+) -> list[str]:
     bootstrap = os.environ.get("HOTLEAD_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
     run = uuid.uuid4().hex[:6]
     kafka = KafkaSettings(
@@ -197,10 +222,13 @@ async def main(rates: list[float], seconds: float, partitions: int) -> list[str]
         lines = list(HEADER)
         print(*lines, sep="\n")
         pid = supervisor.children[0].process.pid
-        for rate in rates:
+        for number, rate in enumerate(rates):
             cpu, steps = cpu_seconds(pid), await step_means(port)
-            tag = f"{run[:4]}{int(rate):02x}"[:6]
-            acked, late = await offer(producer, kafka.topic(HANDOFFS), tag, rate, seconds)
+            tag = f"{run[:3]}{number:03x}"  # 6 hex digits, one set of leads per rate
+            (acked, late), _ = await asyncio.gather(
+                offer(producer, kafka.topic(HANDOFFS), tag, rate, seconds),
+                behaviour(producer, kafka.topic(EVENTS), events_per_s, seconds),
+            )
             deadline = time.monotonic() + 10
             while True:
                 arrivals, _ = await receiver.arrivals()
@@ -233,8 +261,11 @@ if __name__ == "__main__":
     parser.add_argument("--no-doc", action="store_true", help="print only")
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--partitions", type=int, default=12)
+    parser.add_argument(
+        "--events-per-s", type=float, default=0.0, help="page views on the event log meanwhile"
+    )
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
-    lines = asyncio.run(main(rates, args.seconds, args.partitions))
+    lines = asyncio.run(main(rates, args.seconds, args.partitions, args.events_per_s))
     if not args.no_doc:
         write_doc(lines, args.seconds)

@@ -31,7 +31,15 @@ import httpx
 
 from benchmarks.baseline_runner import baseline_chain
 from benchmarks.loadgen import percentile
-from benchmarks.pipeline_bench import HEADER, HOPS_HEADER, Measurement, Target, measure
+from benchmarks.pipeline_bench import (
+    CPU_NAMES,
+    HEADER,
+    HOPS_HEADER,
+    Measurement,
+    Target,
+    cpu_header,
+    measure,
+)
 from benchmarks.receiver import Receiver
 from benchmarks.report import free_port, hardware, write_section
 from schemas.topics import HANDOFFS
@@ -107,8 +115,9 @@ async def hotlead_pipeline(
 
         headers = f"authorization: Bearer {API_KEY}\r\ncontent-type: application/json\r\n"
         try:
+            sessions = tuple((c.spec.name, c.process.pid) for c in supervisor.children)
             yield Target("hotlead", "127.0.0.1", ingest_port, "/v1/events", headers,
-                         bootstrap, kafka.topic(HANDOFFS))  # fmt: skip
+                         bootstrap, kafka.topic(HANDOFFS), sessions)  # fmt: skip
         finally:
             supervisor.request_stop()
             await running
@@ -186,12 +195,32 @@ def chart(rows: list[Point]) -> None:
     fig.savefig(CHART, dpi=110)
 
 
+def budget(m: Measurement, cores: int = 2) -> str:
+    """What the measured CPU per event allows on `cores` cores, if nothing else ran."""
+    names = CPU_NAMES[m.chain]
+    chain = sum(m.cpu_s.get(name, 0.0) for name in names[:4]) / m.ok  # services + broker
+    harness = sum(m.cpu_s.get(name, 0.0) for name in names[4:6]) / m.ok
+    return (
+        f"- {m.chain} at {m.rate:,.0f} events/s: the chain (services + broker) used "
+        f"{chain * 1000:.2f} CPU s per 1,000 events, so {cores} cores would be full at "
+        f"~{cores / chain:,.0f} events/s; with the load generators and receiver on the same "
+        f"cores, ~{cores / (chain + harness):,.0f} events/s"
+    )
+
+
 def _table(results: list[Measurement]) -> list[str]:
     lines = [*HEADER, *[m.row() for m in results], ""]
     hops = [m.hops() for m in results if m.to_handoff_ms]
     if hops:
         lines += ["Where hotlead's time goes (by the hand-off record's CreateTime):", "",
                   *HOPS_HEADER, *hops, ""]  # fmt: skip
+    for chain in ("hotlead", "baseline"):
+        rows = [m.cpu_row(CPU_NAMES[chain]) for m in results if m.chain == chain and m.cpu_s]
+        if rows:
+            lines += [f"CPU seconds per 1,000 events, {chain} (per process tree, /proc):", "",
+                      *cpu_header(chain), *rows, ""]  # fmt: skip
+            lines += [budget(m) for m in results if m.chain == chain and m.cpu_s and m.ok]
+            lines.append("")
     for rate in sorted({m.rate for m in results}):
         pair = {m.chain: m for m in results if m.rate == rate}
         if "hotlead" in pair and "baseline" in pair and pair["baseline"].delivered:
@@ -235,7 +264,14 @@ def method(seconds: float, partitions: int, probe_every: int) -> str:
         "shared machine. Rates go up until a chain is overloaded (not sustained and p99 "
         "over 1 s); higher rates are then not run for that chain. The split of hotlead's "
         "latency uses the hand-off record's CreateTime (stamped by the scorer's producer, "
-        "ms resolution)."
+        "ms resolution). CPU per 1,000 events: utime + stime (+ waited-for children) from "
+        "/proc/<pid>/stat of every process in each service's session (the supervisor starts "
+        "each in its own), the receiver's session and the broker (the process listening on "
+        "the bootstrap port; shared, so on a busy machine it includes others' traffic), read "
+        "just before the generators start and once every probe arrived; the generators "
+        "report their own process time over the schedule; `machine` is all busy CPU time "
+        "of the machine (/proc/stat) in the same window, `machine cores busy` that over the "
+        "window's length (2 cores: at most 2)."
     )
 
 
@@ -275,6 +311,7 @@ async def main(
     probe_every: int,
     chains: list[str],
     all_qualify: list[float],
+    keep_going: bool = False,
 ) -> list[Measurement]:
     bootstrap = os.environ.get("HOTLEAD_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
     results: list[Measurement] = []
@@ -295,12 +332,19 @@ async def main(
                             chain, target, receiver, rate=rate, duration_s=seconds,
                             probe_every=every,
                         )  # fmt: skip
-                        print(m.row(), f"generator cpu {m.generator_cpu_s:.1f} s", m.errors,
-                              m.hops(), "late per second", m.late_by_second,
+                        print(m.row(), m.errors, m.hops(), "late per second",
+                              m.late_by_second, flush=True)  # fmt: skip
+                        per_k = {n: m.cpu_s.get(n, 0.0) * 1000 / max(m.ok, 1)
+                                 for n in CPU_NAMES[chain]}  # fmt: skip
+                        print(f"  CPU s per 1,000 events at {rate:,.0f}/s over "
+                              f"{m.window_s:.1f} s:",
+                              ", ".join(f"{n} {v:.3f}" for n, v in per_k.items()),
                               flush=True)  # fmt: skip
+                        if m.ok:
+                            print(" ", budget(m), flush=True)
                         results.append(m)
                         slowest = max(m.p(99), percentile(m.from_schedule_ms, 99))
-                        if not m.sustained and slowest > 1000:
+                        if not m.sustained and slowest > 1000 and not keep_going:
                             break  # overloaded: a backlog would spoil the higher rates
                         await asyncio.sleep(2)  # let the chain drain between rates
         finally:
@@ -318,12 +362,15 @@ if __name__ == "__main__":
                         help="rates of the all-alerts series ('' for none)")  # fmt: skip
     parser.add_argument("--chains", default="baseline,hotlead")
     parser.add_argument("--no-doc", action="store_true", help="print only")
+    parser.add_argument(
+        "--keep-going", action="store_true", help="run every rate, even after an overloaded one"
+    )
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     qualify = [float(r) for r in args.all_qualify.split(",") if r]
     results = asyncio.run(
         main(rates, args.seconds, args.partitions, args.probe_every,
-             args.chains.split(","), qualify)
+             args.chains.split(","), qualify, args.keep_going)
     )  # fmt: skip
     if not args.no_doc:
         write_doc(results, args.seconds, args.partitions, args.probe_every)

@@ -20,6 +20,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from benchmarks.loadgen import LoadSpec, percentile
+from benchmarks.proc_cpu import Group, cpu_used, listening_pid, machine_busy_s, snapshot
 from benchmarks.receiver import Receiver
 
 
@@ -33,6 +34,8 @@ class Target:
     bootstrap: str = ""
     handoff_topic: str = ""
     """hotlead: where the scorer's hand-offs are, to split the latency at that hop."""
+    sessions: tuple[tuple[str, int], ...] = ()
+    """(name, session id) of each process of the chain, for the CPU split."""
 
 
 async def record_times(bootstrap: str, topic: str) -> dict[str, int]:
@@ -89,6 +92,17 @@ class Measurement:
     to_handoff_ms: list[float] = field(default_factory=list, repr=False)
     """hotlead: ingest 2xx -> the scorer's hand-off record (its CreateTime)."""
     handoff_to_slack_ms: list[float] = field(default_factory=list, repr=False)
+    cpu_s: dict[str, float] = field(default_factory=dict)
+    """CPU seconds of each process (tree) over the window, incl. "generators" and "machine"."""
+    window_s: float = 0.0
+    """From just before the generators start until every probe arrived (or the drain ended)."""
+
+    def cpu_row(self, names: list[str]) -> str:
+        """CPU seconds per 1,000 answered events of each process, and the machine's cores."""
+        per_k = [self.cpu_s.get(name, 0.0) * 1000 / self.ok if self.ok else 0.0 for name in names]
+        cores = self.cpu_s.get("machine", 0.0) / self.window_s if self.window_s else 0.0
+        cells = " | ".join(f"{value:.2f}" for value in per_k)
+        return f"| {self.chain} | {self.rate:,.0f} | {self.window_s:.1f} | {cells} | {cores:.2f} |"
 
     def hops(self) -> str:
         if not self.to_handoff_ms:
@@ -152,6 +166,33 @@ HEADER = [
 ]
 
 
+def cpu_groups(target: Target, receiver: Receiver) -> list[Group]:
+    """The chain's processes (each its own session), the receiver, and the broker: the
+    process listening on the bootstrap port (shared: it also serves anyone else's load)."""
+    groups = [Group(name, sessions=(session,)) for name, session in target.sessions]
+    if receiver.pid is not None:
+        groups.append(Group("receiver", sessions=(receiver.pid,)))
+    if target.bootstrap:
+        broker = listening_pid(int(target.bootstrap.rsplit(":", 1)[1]))
+        if broker is not None:
+            groups.append(Group("broker", pids=(broker,)))
+    return groups
+
+
+CPU_NAMES = {
+    "hotlead": ["ingest", "scorer", "handoff", "broker", "generators", "receiver", "machine"],
+    "baseline": ["ingest", "relay", "notify", "broker", "generators", "receiver", "machine"],
+}
+
+
+def cpu_header(chain: str) -> list[str]:
+    names = CPU_NAMES[chain]
+    return [
+        f"| chain | offered events/s | window s | {' | '.join(names)} | machine cores busy |",
+        "| --- | ---: | ---: | " + " | ".join("---:" for _ in names) + " | ---: |",
+    ]
+
+
 async def _generator(spec: LoadSpec) -> dict[str, Any]:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "benchmarks.loadgen", orjson.dumps(asdict(spec)).decode(),
@@ -176,6 +217,8 @@ async def measure(
     drain_s: float = 10.0,
 ) -> Measurement:
     run = uuid.uuid4().hex[:6]
+    groups = cpu_groups(target, receiver)
+    cpu_before, busy_before, window_began = snapshot(groups), machine_busy_s(), time.monotonic()
     start_ns = time.time_ns() + 2_000_000_000  # the generators' start-up is off the schedule
     specs = [
         LoadSpec(
@@ -205,6 +248,10 @@ async def measure(
         if all(i in arrivals for i in acked) or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.25)
+    cpu = cpu_used(cpu_before, snapshot(groups))
+    cpu["generators"] = sum(float(r["cpu_s"]) for r in results)
+    cpu["machine"] = machine_busy_s() - busy_before
+    window_s = time.monotonic() - window_began
     got = [(arrivals[i], due, at) for i, (due, at) in acked.items() if i in arrivals]
     to_handoff, handoff_to_slack = [], []
     if target.handoff_topic:
@@ -243,4 +290,6 @@ async def measure(
         late_by_second=late_by_second,
         to_handoff_ms=to_handoff,
         handoff_to_slack_ms=handoff_to_slack,
+        cpu_s=cpu,
+        window_s=window_s,
     )

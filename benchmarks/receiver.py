@@ -92,6 +92,10 @@ class Receiver:
                 await asyncio.sleep(0.1)
         raise RuntimeError("the bench receiver did not start")
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
     async def arrivals(self) -> tuple[dict[str, int], int]:
         async with httpx.AsyncClient(timeout=30) as client:
             data = orjson.loads((await client.get(f"{self.url}/arrivals")).content)

@@ -66,6 +66,7 @@ class Deliverer:
     lookup_before_repost: bool = True
     """Record that a post is starting, so a later attempt looks the alert up first."""
     _outcomes: dict[str, list["asyncio.Task[None]"]] = field(default_factory=dict, repr=False)
+    _held: dict[str, list[HandoffOutcome]] = field(default_factory=dict, repr=False)
 
     async def deliver(self, event: HandoffRequested, redrive: int = 0) -> Result:
         handoff = event.data
@@ -94,12 +95,14 @@ class Deliverer:
         self.metrics.in_flight.inc()
         outcomes: list[asyncio.Task[None]] = []
         self._outcomes[handoff.handoff_id] = outcomes
+        self._held[handoff.handoff_id] = []
         try:
             return await self._attempts(handoff, progress)
         finally:
             # Outcome events leave in the background, off the path to the alert;
             # they are all acknowledged before this hand-off counts as dealt with.
-            del self._outcomes[handoff.handoff_id]
+            self._release(handoff.handoff_id)
+            del self._outcomes[handoff.handoff_id], self._held[handoff.handoff_id]
             await asyncio.gather(*outcomes)
             self.metrics.in_flight.dec()
 
@@ -176,7 +179,11 @@ class Deliverer:
         detail = decision.reason.value + (f" ({decision.territory})" if decision.territory else "")
         if decision.skipped:
             detail += "; skipped " + ", ".join(decision.skipped)
-        await self._outcome(progress, OutcomeStep.ASSIGNED, self.monotonic() - began, detail)
+        # held back until the next outcome (or the end of this delivery), so that it shares
+        # a produce request with the writes after the alert instead of costing one of its own
+        await self._outcome(
+            progress, OutcomeStep.ASSIGNED, self.monotonic() - began, detail, hold=True
+        )
         return progress
 
     async def _crm_upsert(
@@ -240,19 +247,18 @@ class Deliverer:
                 )
             posted = await self.notifier.post(channel, message)
         accepted_at, accepted = self.now(), self.monotonic()
-        progress = await self.progress.save(
-            progress.model_copy(
-                update={
-                    "slack_channel": posted.channel,
-                    "slack_ts": posted.ts,
-                    "notified_at": accepted_at,
-                    "status": Status.DELIVERED,
-                }
-            )
+        progress = progress.model_copy(
+            update={
+                "slack_channel": posted.channel,
+                "slack_ts": posted.ts,
+                "notified_at": accepted_at,
+                "status": Status.DELIVERED,
+            }
         )
-        self.metrics.unrecorded_post_seconds.observe(self.monotonic() - accepted)
         since_trigger = (accepted_at - handoff.trigger_event_time).total_seconds()
-        self.metrics.trigger_to_slack_seconds.observe(max(since_trigger, 0.0))
+        # The alert is out: the outcome says so whether or not the progress write below
+        # succeeds. Queued first, it leaves in the same produce request as that write
+        # (and the held assignment outcome), in order: one cluster round trip, not three.
         await self._outcome(
             progress,
             OutcomeStep.NOTIFIED,
@@ -260,6 +266,9 @@ class Deliverer:
             f"{self.notifier.name} {posted.channel}",
             since_trigger_ms=max(since_trigger, 0.0) * 1000,
         )
+        progress = await self.progress.save(progress)
+        self.metrics.unrecorded_post_seconds.observe(self.monotonic() - accepted)
+        self.metrics.trigger_to_slack_seconds.observe(max(since_trigger, 0.0))
         log.info(
             "handoff_delivered",
             handoff_id=handoff.handoff_id,
@@ -276,6 +285,8 @@ class Deliverer:
         duration_s: float,
         detail: str,
         since_trigger_ms: float | None = None,
+        *,
+        hold: bool = False,
     ) -> None:
         attempt = max(progress.attempts, 1)
         event = HandoffOutcome(
@@ -295,12 +306,20 @@ class Deliverer:
                 since_trigger_ms=since_trigger_ms,
             ),
         )
-        publish = self.publisher.publish(self.kafka.topic(HANDOFF_OUTCOMES), event)
         pending = self._outcomes.get(progress.handoff_id)
         if pending is None:
-            await publish
-        else:
-            pending.append(asyncio.ensure_future(publish))
+            await self.publisher.publish(self.kafka.topic(HANDOFF_OUTCOMES), event)
+            return
+        self._held[progress.handoff_id].append(event)
+        if not hold:
+            self._release(progress.handoff_id)
+
+    def _release(self, handoff_id: str) -> None:
+        """Start publishing the held outcomes of a delivery, oldest first."""
+        held, pending = self._held[handoff_id], self._outcomes[handoff_id]
+        topic = self.kafka.topic(HANDOFF_OUTCOMES)
+        pending.extend(asyncio.ensure_future(self.publisher.publish(topic, e)) for e in held)
+        held.clear()
 
     async def _dead_letter(
         self,

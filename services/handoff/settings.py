@@ -97,4 +97,11 @@ class HandoffSettings(KafkaSettings):
         description="Days a finished hand-off's progress record is kept; keep it longer than "
         "the hand-off topic's retention, or a replayed record could be delivered again.",
     )
+    feedback_fetch_wait_ms: int = Field(
+        default=500,
+        ge=0,
+        description="How long the broker may hold a fetch of the event log (CRM feedback) to "
+        "fill it: the service reads every event to find the few status changes, and one fetch "
+        "per few events cost more CPU than the hand-offs themselves.",
+    )
     handoff_log_level: str = Field(default="INFO", description="Log level of the service.")
