@@ -41,7 +41,12 @@ from services.scorer.state import LeadState
 SOURCE = "/scorer"
 M = TypeVar("M", bound=BaseModel)
 
+_new = object.__new__  # what BaseModel.__new__ is
 _setattr = object.__setattr__
+_SLOTS = BaseModel.__dict__
+_set_fields_set = _SLOTS["__pydantic_fields_set__"].__set__
+_set_extra = _SLOTS["__pydantic_extra__"].__set__
+_set_private = _SLOTS["__pydantic_private__"].__set__
 _SEGMENTS = {segment.value: segment for segment in Segment}
 _LEAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}").fullmatch
 """schemas.envelope.LeadId's pattern."""
@@ -54,11 +59,11 @@ def _model(
 ) -> M:
     """An instance of `cls` with `values` (every field, in declaration order) as they
     are: what `cls.model_construct` makes, without its per-field default lookups."""
-    model = cls.__new__(cls)
+    model = _new(cls)
     _setattr(model, "__dict__", values)
-    _setattr(model, "__pydantic_fields_set__", given)
-    _setattr(model, "__pydantic_extra__", extra)
-    _setattr(model, "__pydantic_private__", None)
+    _set_fields_set(model, given)  # the slots' own setters: no name lookup
+    _set_extra(model, extra)
+    _set_private(model, None)
     return model
 
 
