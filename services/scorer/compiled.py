@@ -8,7 +8,10 @@ from dataclasses import dataclass, field
 
 from schemas.envelope import CloudEvent
 from services.scorer.matching import event_fields, match_key
+from services.scorer.native import check_fresh
 from services.scorer.rules import EngagementRule, EventMatch, FitRule, RepeatKind, Rules, Trigger
+
+check_fresh(__file__)  # compiled by mypyc: refuse to run a stale build (native.py)
 
 Patterns = tuple[tuple[str, re.Pattern[str]], ...]
 """(event field, regex) pairs that must all match (searched, case-insensitive)."""

@@ -38,9 +38,12 @@ from services.scorer.compiled import (
     match_event,
 )
 from services.scorer.evaluate import Score, evaluate, fit_total, score_of, segment_of, total_of
+from services.scorer.native import check_fresh
 from services.scorer.outputs import handoff_reason, handoff_requested, segment_changed
 from services.scorer.rules import CrmAction, Rules, Trigger
 from services.scorer.state import HandoffStatus, LeadState, RuleState
+
+check_fresh(__file__)  # compiled by mypyc: refuse to run a stale build (native.py)
 
 NOTHING: Matched = ("", (), ())
 EVENTS_PER_RULE = 10

@@ -12,8 +12,11 @@ import orjson
 
 from schemas.data import BreakdownItem, Segment
 from services.scorer.compiled import Compiled, compiled
+from services.scorer.native import check_fresh
 from services.scorer.rules import Rules
 from services.scorer.state import LeadState
+
+check_fresh(__file__)  # compiled by mypyc: refuse to run a stale build (native.py)
 
 Part = Literal["fit", "engagement", "limit"]
 

@@ -35,8 +35,11 @@ from schemas.event_types import EventType
 from schemas.events import HandoffRequested, SegmentChanged
 from services.scorer.compiled import compiled
 from services.scorer.evaluate import Score, segment_of
+from services.scorer.native import check_fresh
 from services.scorer.rules import Rules
 from services.scorer.state import LeadState
+
+check_fresh(__file__)  # compiled by mypyc: refuse to run a stale build (native.py)
 
 SOURCE = "/scorer"
 M = TypeVar("M", bound=BaseModel)

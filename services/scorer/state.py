@@ -12,6 +12,10 @@ from typing import Any
 
 import orjson
 
+from services.scorer.native import check_fresh
+
+check_fresh(__file__)  # compiled by mypyc: refuse to run a stale build (native.py)
+
 
 class HandoffStatus(StrEnum):
     ARMED = "armed"
