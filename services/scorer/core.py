@@ -16,7 +16,6 @@ Per event, in order:
 """
 
 import math
-from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
@@ -71,14 +70,26 @@ _ARMED, _HANDED_OFF = HandoffStatus.ARMED, HandoffStatus.HANDED_OFF
 _LEAD_UPDATED, _CRM_STATUS_CHANGED = EventType.LEAD_UPDATED, EventType.CRM_STATUS_CHANGED
 
 
-@dataclass(slots=True)
 class Result:
-    state: LeadState
-    outcome: Outcome
-    outputs: list[CloudEvent] = field(default_factory=list)
-    rules: Rules | None = None
-    """Set when the event was applied: `score` is then evaluated on first access."""
-    _score: Score | None = None
+    """What applying one event did. A plain class, not a dataclass: compiled by
+    mypyc, its own __init__ is native code (a dataclass's is generated Python)."""
+
+    __slots__ = ("_score", "outcome", "outputs", "rules", "state")
+
+    def __init__(
+        self,
+        state: LeadState,
+        outcome: Outcome,
+        outputs: list[CloudEvent] | None = None,
+        rules: Rules | None = None,
+        score: Score | None = None,
+    ) -> None:
+        self.state = state
+        self.outcome = outcome
+        self.outputs: list[CloudEvent] = outputs if outputs is not None else []
+        self.rules = rules
+        """Set when the event was applied: `score` is then evaluated on first access."""
+        self._score = score
 
     @property
     def score(self) -> Score | None:
@@ -86,6 +97,9 @@ class Result:
         if self._score is None and self.rules is not None:
             self._score = evaluate(self.state, self.rules)
         return self._score
+
+    def __repr__(self) -> str:
+        return f"Result(outcome={self.outcome!r}, outputs={self.outputs!r}, state={self.state!r})"
 
 
 def score_event(
