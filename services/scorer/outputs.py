@@ -54,6 +54,9 @@ _SEGMENTS = {segment.value: segment for segment in Segment}
 _LEAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}").fullmatch
 """schemas.envelope.LeadId's pattern."""
 _ATTRIBUTES = frozenset(LeadAttributes.model_fields)
+_NO_ATTRIBUTES = dict.fromkeys(LeadAttributes.model_fields)
+"""Every LeadAttributes field, None, in declaration order."""
+_HANDOFF_FIELDS = frozenset(HandoffRequestedData.model_fields)
 _SEGMENT_CHANGED, _HANDOFF_REQUESTED = EventType.SEGMENT_CHANGED, EventType.HANDOFF_REQUESTED
 
 
@@ -177,7 +180,7 @@ def handoff_requested(
         and _LEAD_ID(lead_id)
         and attributes.keys() <= _ATTRIBUTES
     ):
-        lead_values: dict[str, Any] = dict.fromkeys(LeadAttributes.model_fields)
+        lead_values: dict[str, Any] = _NO_ATTRIBUTES.copy()
         lead_values.update(attributes)
         custom = lead_values["custom"]
         if custom is not None:
@@ -215,7 +218,7 @@ def handoff_requested(
                 "trigger_event_time": event.time,
                 "rules_version": rules.version,
             },
-            set(HandoffRequestedData.model_fields),
+            set(_HANDOFF_FIELDS),
             None,
         )
         return _envelope(
