@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 KAFKA := deploy/kafka/kafka.sh
 STACK_PIDFILE := var/run/stack.pid
 
-.PHONY: help run stop setup lint format test test-unit kafka-up kafka-down kafka-reset kafka-log topics schemas docs bench clean
+.PHONY: help run stop setup native pure lint format test test-unit kafka-up kafka-down kafka-reset kafka-log topics schemas docs bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -32,7 +32,29 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP) ## create .venv/ with everything installed (idempotent)
+# The scoring core compiled with mypyc (services/scorer/native.py): rebuilt when its
+# sources change; a compiled module whose .py changed since refuses to import.
+NATIVE := services/scorer/native.json
+NATIVE_SOURCES := $(patsubst %,services/scorer/%.py,compiled core evaluate matching outputs state native)
+define build_native
+	@echo "compiling the scoring core with mypyc (log: $(VENV)/native-build.log) ..."
+	@$(BIN)/python -m services.scorer.native build > $(VENV)/native-build.log 2>&1 || { \
+	  tail -n 25 $(VENV)/native-build.log; \
+	  echo "make: compiling the scoring core with mypyc FAILED (full log: $(VENV)/native-build.log)."; \
+	  echo "It needs gcc and the Python headers (apt-get install gcc python3.11-dev)."; exit 1; }
+	@$(BIN)/python -m services.scorer.native status
+endef
+
+$(NATIVE): $(STAMP) $(NATIVE_SOURCES)
+	$(build_native)
+
+setup: $(STAMP) $(NATIVE) ## create .venv/ with everything installed, compile the scoring core (idempotent)
+
+native: $(STAMP) ## compile the scoring core with mypyc again (make setup does it when its files change)
+	$(build_native)
+
+pure: ## remove the compiled scoring core: its .py files run (slower); make setup compiles it again
+	$(BIN)/python -m services.scorer.native clean
 
 lint: setup ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .

@@ -8,7 +8,10 @@ from dataclasses import dataclass, field
 
 from schemas.envelope import CloudEvent
 from services.scorer.matching import event_fields, match_key
+from services.scorer.native import check_fresh
 from services.scorer.rules import EngagementRule, EventMatch, FitRule, RepeatKind, Rules, Trigger
+
+check_fresh(__file__)  # compiled by mypyc: refuse to run a stale build (native.py)
 
 Patterns = tuple[tuple[str, re.Pattern[str]], ...]
 """(event field, regex) pairs that must all match (searched, case-insensitive)."""
@@ -158,6 +161,24 @@ class Compiled:
     history: int
     dedupe_window: float
     dedupe_max_ids: int
+    plain_outputs: bool
+    """Every value the rules put into an output is valid as it is (see outputs.py)."""
+
+
+def _plain_outputs(rules: Rules) -> bool:
+    """Whether the outputs' fields from the rules fit their schema without validation:
+    the version (a Ref: 1-256 characters), group names (also as `cap:<group>`), and
+    trigger details (with a score appended, within ShortText's 1024)."""
+    groups = {
+        *rules.groups,
+        *(rule.group for rule in rules.fit),
+        *(rule.group for rule in rules.engagement),
+    }
+    return (
+        0 < len(rules.version) <= 256
+        and all(group is None or 0 < len(group) <= 200 for group in groups)
+        and all(t.detail is None or len(t.detail) <= 512 for t in rules.triggers)
+    )
 
 
 def compile_rules(rules: Rules) -> Compiled:
@@ -216,6 +237,7 @@ def compile_rules(rules: Rules) -> Compiled:
         history=rules.history,
         dedupe_window=rules.dedupe.window,
         dedupe_max_ids=rules.dedupe.max_ids,
+        plain_outputs=_plain_outputs(rules),
         fit_groups=fit_groups,
         engagement_by_type={k: tuple(v) for k, v in engagement.items()},
         triggers_by_type={k: tuple(v) for k, v in triggers.items()},

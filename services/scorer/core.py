@@ -16,8 +16,7 @@ Per event, in order:
 """
 
 import math
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 
 from schemas.data import (
@@ -27,7 +26,7 @@ from schemas.data import (
 )
 from schemas.envelope import CloudEvent
 from schemas.event_types import EventType
-from schemas.events import HandoffRequested, SegmentChanged
+from schemas.events import HandoffRequested
 from services.scorer.compiled import (
     ONCE_PER_ASSET,
     ONCE_PER_LEAD,
@@ -38,10 +37,13 @@ from services.scorer.compiled import (
     match_event,
 )
 from services.scorer.evaluate import Score, evaluate, fit_total, score_of, segment_of, total_of
+from services.scorer.native import check_fresh
+from services.scorer.outputs import handoff_reason, handoff_requested, segment_changed
 from services.scorer.rules import CrmAction, Rules, Trigger
 from services.scorer.state import HandoffStatus, LeadState, RuleState
 
-SOURCE = "/scorer"
+check_fresh(__file__)  # compiled by mypyc: refuse to run a stale build (native.py)
+
 NOTHING: Matched = ("", (), ())
 EVENTS_PER_RULE = 10
 KEYS_PER_RULE = 1000
@@ -68,14 +70,26 @@ _ARMED, _HANDED_OFF = HandoffStatus.ARMED, HandoffStatus.HANDED_OFF
 _LEAD_UPDATED, _CRM_STATUS_CHANGED = EventType.LEAD_UPDATED, EventType.CRM_STATUS_CHANGED
 
 
-@dataclass(slots=True)
 class Result:
-    state: LeadState
-    outcome: Outcome
-    outputs: list[CloudEvent] = field(default_factory=list)
-    rules: Rules | None = None
-    """Set when the event was applied: `score` is then evaluated on first access."""
-    _score: Score | None = None
+    """What applying one event did. A plain class, not a dataclass: compiled by
+    mypyc, its own __init__ is native code (a dataclass's is generated Python)."""
+
+    __slots__ = ("_score", "outcome", "outputs", "rules", "state")
+
+    def __init__(
+        self,
+        state: LeadState,
+        outcome: Outcome,
+        outputs: list[CloudEvent] | None = None,
+        rules: Rules | None = None,
+        score: Score | None = None,
+    ) -> None:
+        self.state = state
+        self.outcome = outcome
+        self.outputs: list[CloudEvent] = outputs if outputs is not None else []
+        self.rules = rules
+        """Set when the event was applied: `score` is then evaluated on first access."""
+        self._score = score
 
     @property
     def score(self) -> Score | None:
@@ -83,6 +97,9 @@ class Result:
         if self._score is None and self.rules is not None:
             self._score = evaluate(self.state, self.rules)
         return self._score
+
+    def __repr__(self) -> str:
+        return f"Result(outcome={self.outcome!r}, outputs={self.outputs!r}, state={self.state!r})"
 
 
 def score_event(
@@ -142,13 +159,13 @@ def apply_event(
         else "low"
     )
     if segment != state.segment:
-        outputs.append(_segment_changed(state, segment, value, rules, event))
+        outputs.append(segment_changed(state, segment, value, rules, event))
     if state.handoff_status is _HANDED_OFF and value < prepared.rearm_below:
         state.handoff_status = _ARMED
     fired = _fire_triggers(state, matched, t, value) if matched[2] else None
     score = None
     if state.handoff_status is _ARMED:
-        reason = _qualifies(state, prepared, t, value, fired)
+        reason = _qualifies(state, rules, prepared, t, value, fired)
         if reason is not None:
             score = evaluate(state, rules)
             outputs.append(_handoff(state, reason, score, rules, event))
@@ -186,7 +203,7 @@ def sweep(state: LeadState, now: datetime, rules: Rules) -> Result:
     segment = segment_of(value, rules)
     if segment.value == state.segment:
         return Result(state, Outcome.NO_RULE)
-    output = _segment_changed(state, segment.value, value, rules, None, now)
+    output = segment_changed(state, segment.value, value, rules, None, now)
     _record_history(state, rules, at, value, fit, None)
     return Result(state, Outcome.SCORED, [output])
 
@@ -336,7 +353,12 @@ def _fire_triggers(state: LeadState, matched: Matched, t: float, score: float) -
 
 
 def _qualifies(
-    state: LeadState, prepared: Compiled, t: float, score: float, fired: Trigger | None
+    state: LeadState,
+    rules: Rules,
+    prepared: Compiled,
+    t: float,
+    score: float,
+    fired: Trigger | None,
 ) -> HandoffReason | None:
     cooldown = prepared.cooldown
     if (
@@ -346,48 +368,16 @@ def _qualifies(
     ):
         return None
     if score >= prepared.threshold:
-        return HandoffReason(
-            kind="threshold",
-            name="threshold",
-            detail=f"score {score:.1f} reached the hand-off threshold {prepared.threshold:g}",
+        return handoff_reason(
+            rules,
+            "threshold",
+            "threshold",
+            f"score {score:.1f} reached the hand-off threshold {prepared.threshold:g}",
         )
     if fired is not None:
         detail = fired.detail or f"special trigger {fired.name}"
-        return HandoffReason(
-            kind="trigger", name=fired.name, detail=f"{detail} (score {score:.1f})"
-        )
+        return handoff_reason(rules, "trigger", fired.name, f"{detail} (score {score:.1f})")
     return None
-
-
-def _segment_changed(
-    state: LeadState,
-    segment: str,
-    score: float,
-    rules: Rules,
-    event: CloudEvent | None,
-    now: datetime | None = None,
-) -> SegmentChanged:
-    previous = state.segment
-    state.segment = segment
-    state.segment_changes += 1
-    time = event.time if event is not None else (now or datetime.fromtimestamp(0, UTC))
-    # one validation of plain values (not a model per level): the same event, cheaper
-    return SegmentChanged.model_validate(
-        {
-            "id": f"seg-{state.lead_id}-{state.segment_changes}",
-            "source": SOURCE,
-            "subject": state.lead_id,
-            "time": time,
-            "data": {
-                "lead_id": state.lead_id,
-                "previous": previous,
-                "segment": segment,
-                "score": score,
-                "rules_version": rules.version,
-                "cause_event_id": event.id if event is not None else None,
-            },
-        }
-    )
 
 
 def _handoff(
@@ -398,29 +388,7 @@ def _handoff(
     state.last_handoff_at = event.time.timestamp()
     handoff_id = handoff_id_for(state.lead_id, state.handoffs)
     state.last_handoff_id = handoff_id
-    return HandoffRequested.model_validate(
-        {
-            "id": handoff_id,
-            "source": SOURCE,
-            "subject": state.lead_id,
-            "time": event.time,
-            "data": {
-                "handoff_id": handoff_id,
-                "lead_id": state.lead_id,
-                "sequence": state.handoffs,
-                "reason": reason,
-                "score": score.score,
-                "fit": score.fit,
-                "engagement": score.engagement,
-                "segment": segment_of(score.score, rules),
-                "breakdown": [item.to_dict() for item in score.items],
-                "lead": state.attributes,
-                "trigger_event_id": event.id,
-                "trigger_event_time": event.time,
-                "rules_version": rules.version,
-            },
-        }
-    )
+    return handoff_requested(state, handoff_id, reason, score, rules, event)
 
 
 def handoff_id_for(lead_id: str, sequence: int) -> str:

@@ -12,8 +12,11 @@ import orjson
 
 from schemas.data import BreakdownItem, Segment
 from services.scorer.compiled import Compiled, compiled
+from services.scorer.native import check_fresh
 from services.scorer.rules import Rules
 from services.scorer.state import LeadState
+
+check_fresh(__file__)  # compiled by mypyc: refuse to run a stale build (native.py)
 
 Part = Literal["fit", "engagement", "limit"]
 
@@ -185,7 +188,7 @@ def total_of(state: LeadState, prepared: Compiled, fit: float, factor: float) ->
     independent of order), without the intermediate items."""
     info = prepared.rule_info
     parts = [fit]
-    grouped: dict[int, list[float]] | None = None
+    grouped: list[list[float]] | None = None
     for name, rule_state in state.rules.items():
         spec = info.get(name)
         if spec is None or not rule_state.count:
@@ -196,18 +199,18 @@ def total_of(state: LeadState, prepared: Compiled, fit: float, factor: float) ->
             value = cap
         if group < 0:
             parts.append(value)
-        elif grouped is None:
-            grouped = {group: [value]}
-        elif group in grouped:
-            grouped[group].append(value)
         else:
-            grouped[group] = [value]
+            if grouped is None:
+                grouped = [[] for _ in prepared.group_caps]
+            grouped[group].append(value)
     if grouped is not None:
         caps = prepared.group_caps
-        for group, values in grouped.items():
-            total = fsum(values)
-            cap = caps[group]
-            parts.append(total if total < cap else cap)
+        for group, values in enumerate(grouped):
+            if values:
+                # fsum of one value is that value: the call is skipped, not the rounding
+                total = values[0] if len(values) == 1 else fsum(values)
+                cap = caps[group]
+                parts.append(total if total < cap else cap)
     raw = fsum(parts)
     high = prepared.total_cap
     if high is not None and raw > high:

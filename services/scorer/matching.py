@@ -5,6 +5,9 @@ from operator import attrgetter
 from typing import Any
 
 from schemas.envelope import CloudEvent
+from services.scorer.native import check_fresh
+
+check_fresh(__file__)  # compiled by mypyc: refuse to run a stale build (native.py)
 
 _FIELDS = (
     ("url", "url"),

@@ -12,6 +12,10 @@ from typing import Any
 
 import orjson
 
+from services.scorer.native import check_fresh
+
+check_fresh(__file__)  # compiled by mypyc: refuse to run a stale build (native.py)
+
 
 class HandoffStatus(StrEnum):
     ARMED = "armed"
@@ -28,19 +32,35 @@ _STATUS = {status.value: status for status in HandoffStatus}
 """By value: a dict lookup, where HandoffStatus(value) runs the enum machinery."""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class RuleState:
     """One engagement rule's part of a lead's score."""
 
-    value: float = 0.0
+    value: float
     """Points, decayed to the lead's `as_of` (rules with `decay: false` keep their points)."""
-    count: int = 0
-    events: list[str] = field(default_factory=list)
+    count: int
+    events: list[str]
     """The most recent events that earned points (at most EVENTS_PER_RULE)."""
-    keys: list[str] = field(default_factory=list)
+    keys: list[str]
     """once_per_asset: the assets already scored."""
-    times: list[float] = field(default_factory=list)
+    times: list[float]
     """window repeat: when it scored, within the window."""
+
+    def __init__(
+        self,
+        value: float = 0.0,
+        count: int = 0,
+        events: list[str] | None = None,
+        keys: list[str] | None = None,
+        times: list[float] | None = None,
+    ) -> None:
+        # written out (init=False): compiled by mypyc, this __init__ is native code,
+        # where the one dataclass generates is interpreted Python
+        self.value = value
+        self.count = count
+        self.events = events if events is not None else []
+        self.keys = keys if keys is not None else []
+        self.times = times if times is not None else []
 
 
 @dataclass(slots=True)

@@ -1,0 +1,249 @@
+"""The events the core emits (SegmentChanged, HandoffRequested), built without
+re-validating values that are valid by construction.
+
+Validating an output (`Model.model_validate`) cost the core about a fifth of its
+time: a segment change or a hand-off follows about one event in four. Every
+value in an output is already valid: ids and times come from validated events,
+segments are `Segment` members, rule and group names and the rules version were
+checked when the rules were loaded (`Compiled.plain_outputs`), attributes were
+validated when an event set them. So the models are assembled as pydantic's own
+`model_construct` does (the fields in declaration order, the set of fields
+given, no extra), in a fraction of its time. When a value is not known valid
+(rules not loaded by `load_rules`, an odd lead id, a sweep's caller-given time),
+the output is validated as before, and fails as before.
+
+tests/scorer/test_outputs.py checks that both ways give equal models and
+byte-identical records.
+"""
+
+import re
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from schemas.data import (
+    BreakdownItem,
+    HandoffReason,
+    HandoffRequestedData,
+    LeadAttributes,
+    Segment,
+    SegmentChangedData,
+)
+from schemas.envelope import CloudEvent
+from schemas.event_types import EventType
+from schemas.events import HandoffRequested, SegmentChanged
+from services.scorer.compiled import compiled
+from services.scorer.evaluate import Score, segment_of
+from services.scorer.native import check_fresh
+from services.scorer.rules import Rules
+from services.scorer.state import LeadState
+
+check_fresh(__file__)  # compiled by mypyc: refuse to run a stale build (native.py)
+
+SOURCE = "/scorer"
+M = TypeVar("M", bound=BaseModel)
+
+_new = object.__new__  # what BaseModel.__new__ is
+_setattr = object.__setattr__
+_SLOTS = BaseModel.__dict__
+_set_fields_set = _SLOTS["__pydantic_fields_set__"].__set__
+_set_extra = _SLOTS["__pydantic_extra__"].__set__
+_set_private = _SLOTS["__pydantic_private__"].__set__
+_SEGMENTS = {segment.value: segment for segment in Segment}
+_LEAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}").fullmatch
+"""schemas.envelope.LeadId's pattern."""
+_ATTRIBUTES = frozenset(LeadAttributes.model_fields)
+_NO_ATTRIBUTES = dict.fromkeys(LeadAttributes.model_fields)
+"""Every LeadAttributes field, None, in declaration order."""
+_HANDOFF_FIELDS = frozenset(HandoffRequestedData.model_fields)
+_SEGMENT_CHANGED, _HANDOFF_REQUESTED = EventType.SEGMENT_CHANGED, EventType.HANDOFF_REQUESTED
+
+
+def _model(
+    cls: type[M], values: dict[str, Any], given: set[str], extra: dict[str, Any] | None
+) -> M:
+    """An instance of `cls` with `values` (every field, in declaration order) as they
+    are: what `cls.model_construct` makes, without its per-field default lookups."""
+    model = _new(cls)
+    _setattr(model, "__dict__", values)
+    _set_fields_set(model, given)  # the slots' own setters: no name lookup
+    _set_extra(model, extra)
+    _set_private(model, None)
+    return model
+
+
+def _envelope(
+    cls: type[M], event_type: EventType, event_id: str, subject: str, time: datetime, data: Any
+) -> M:
+    return _model(
+        cls,
+        {
+            "specversion": "1.0",
+            "id": event_id,
+            "source": SOURCE,
+            "type": event_type,
+            "subject": subject,
+            "time": time,
+            "datacontenttype": "application/json",
+            "bot": None,
+            "receivedat": None,
+            "data": data,
+        },
+        {"id", "source", "subject", "time", "data"},
+        {},
+    )
+
+
+def segment_changed(
+    state: LeadState,
+    segment: str,
+    score: float,
+    rules: Rules,
+    event: CloudEvent | None,
+    now: datetime | None = None,
+) -> SegmentChanged:
+    """Move `state` to `segment` and return the event saying so (`event`: the cause;
+    None for a sweep at `now`)."""
+    previous = state.segment
+    state.segment = segment
+    state.segment_changes += 1
+    lead_id = state.lead_id
+    event_id = f"seg-{lead_id}-{state.segment_changes}"
+    if (
+        event is not None
+        and event.time.tzinfo is UTC
+        and compiled(rules).plain_outputs
+        and _LEAD_ID(lead_id)
+    ):
+        before = _SEGMENTS.get(previous) if previous is not None else None
+        after = _SEGMENTS.get(segment)
+        if after is not None and (before is not None or previous is None):
+            data = _model(
+                SegmentChangedData,
+                {
+                    "lead_id": lead_id,
+                    "previous": before,
+                    "segment": after,
+                    "score": score,
+                    "rules_version": rules.version,
+                    "cause_event_id": event.id,
+                },
+                {"lead_id", "previous", "segment", "score", "rules_version", "cause_event_id"},
+                None,
+            )
+            return _envelope(SegmentChanged, _SEGMENT_CHANGED, event_id, lead_id, event.time, data)
+    time = event.time if event is not None else (now or datetime.fromtimestamp(0, UTC))
+    return SegmentChanged.model_validate(
+        {
+            "id": event_id,
+            "source": SOURCE,
+            "subject": lead_id,
+            "time": time,
+            "data": {
+                "lead_id": lead_id,
+                "previous": previous,
+                "segment": segment,
+                "score": score,
+                "rules_version": rules.version,
+                "cause_event_id": event.id if event is not None else None,
+            },
+        }
+    )
+
+
+def handoff_reason(rules: Rules, kind: str, name: str, detail: str) -> HandoffReason:
+    if compiled(rules).plain_outputs:
+        return _model(
+            HandoffReason,
+            {"kind": kind, "name": name, "detail": detail},
+            {"kind", "name", "detail"},
+            None,
+        )
+    return HandoffReason(kind=kind, name=name, detail=detail)
+
+
+def handoff_requested(
+    state: LeadState,
+    handoff_id: str,
+    reason: HandoffReason,
+    score: Score,
+    rules: Rules,
+    event: CloudEvent,
+) -> HandoffRequested:
+    """The hand-off of `state`'s current qualification (its sequence: `state.handoffs`)."""
+    lead_id = state.lead_id
+    attributes = state.attributes
+    if (
+        event.time.tzinfo is UTC
+        and compiled(rules).plain_outputs
+        and _LEAD_ID(lead_id)
+        and attributes.keys() <= _ATTRIBUTES
+    ):
+        lead_values: dict[str, Any] = _NO_ATTRIBUTES.copy()
+        lead_values.update(attributes)
+        custom = lead_values["custom"]
+        if custom is not None:
+            lead_values["custom"] = dict(custom)
+        lead = _model(LeadAttributes, lead_values, set(attributes), None)
+        breakdown = [
+            _model(
+                BreakdownItem,
+                {
+                    "rule": item.rule,
+                    "group": item.group,
+                    "part": item.part,
+                    "points": item.points,
+                    "events": list(item.events),
+                },
+                {"rule", "group", "part", "points", "events"},
+                None,
+            )
+            for item in score.items
+        ]
+        data = _model(
+            HandoffRequestedData,
+            {
+                "handoff_id": handoff_id,
+                "lead_id": lead_id,
+                "sequence": state.handoffs,
+                "reason": reason,
+                "score": score.score,
+                "fit": score.fit,
+                "engagement": score.engagement,
+                "segment": segment_of(score.score, rules),
+                "breakdown": breakdown,
+                "lead": lead,
+                "trigger_event_id": event.id,
+                "trigger_event_time": event.time,
+                "rules_version": rules.version,
+            },
+            set(_HANDOFF_FIELDS),
+            None,
+        )
+        return _envelope(
+            HandoffRequested, _HANDOFF_REQUESTED, handoff_id, lead_id, event.time, data
+        )
+    return HandoffRequested.model_validate(
+        {
+            "id": handoff_id,
+            "source": SOURCE,
+            "subject": lead_id,
+            "time": event.time,
+            "data": {
+                "handoff_id": handoff_id,
+                "lead_id": lead_id,
+                "sequence": state.handoffs,
+                "reason": reason,
+                "score": score.score,
+                "fit": score.fit,
+                "engagement": score.engagement,
+                "segment": segment_of(score.score, rules),
+                "breakdown": [item.to_dict() for item in score.items],
+                "lead": attributes,
+                "trigger_event_id": event.id,
+                "trigger_event_time": event.time,
+                "rules_version": rules.version,
+            },
+        }
+    )
