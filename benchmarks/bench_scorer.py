@@ -33,7 +33,9 @@ from services.scorer.gc_tuning import tune_gc
 from services.scorer.metrics import ScorerMetrics
 from services.scorer.processor import BatchScorer, MemoryTable, Record
 from services.scorer.rules import load_rules
+from services.scorer.settings import ScorerSettings
 from services.scorer.state import LeadState
+from services.scorer.state_cache import StateCache
 from tests.scorer.corpus import build_corpus
 from tests.scorer.worker import ScorerProcess
 
@@ -204,6 +206,8 @@ async def bench_bare(settings: KafkaSettings, count: int) -> Rate:
         table,
         KafkaSink(producer, settings.topic(SEGMENTS), settings.topic(HANDOFFS)),
         ScorerMetrics(),
+        # as the worker: the same number of states kept in memory between batches
+        cache=StateCache(ScorerSettings.model_fields["scorer_state_cache_size"].default),
     )
     done = 0
     started = time.monotonic()

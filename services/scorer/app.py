@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+from faust.types import TP
 from faust.web import Request, Response, View
 from mode import CrashingSupervisor
 from prometheus_client import generate_latest
@@ -31,6 +32,7 @@ from services.scorer.metrics import ScorerMetrics
 from services.scorer.processor import BatchScorer, Record
 from services.scorer.rules import Rules
 from services.scorer.settings import ScorerSettings
+from services.scorer.state_cache import StateCache
 
 log = get_logger(__name__)
 PROMETHEUS_TEXT = "text/plain; version=0.0.4"
@@ -128,8 +130,25 @@ def create_app(settings: ScorerSettings, rules: Rules) -> ScorerApp:
     )
     table = FaustLeadTable(app, faust_table, source_name, partitions)
     sink = FaustSink(app, settings.topic(SEGMENTS), settings.topic(HANDOFFS))
-    scorer = BatchScorer(rules, table, sink, metrics)
+    cache = StateCache(settings.scorer_state_cache_size)
+    scorer = BatchScorer(rules, table, sink, metrics, cache=cache)
     app.before_commit(table.flush)
+
+    # A rebalance may move a partition away and back (its table then recovered from
+    # a changelog another worker wrote): the states kept of its leads are stale.
+    def forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        forget(args[0], "revoked")
+
+    def forget_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        forget(args[0], "assigned")
+
+    app.on_partitions_revoked.connect(forget_revoked)
+    app.on_partitions_assigned.connect(forget_assigned)
+
+    def forget(partitions: set[TP], why: str) -> None:
+        dropped = cache.drop_partitions({tp.partition for tp in partitions})
+        metrics.cache_states.set(len(cache))
+        log.info("state_cache_dropped", partitions=why, states=dropped)
 
     # Any error crashes the worker (to be restarted from the last commit) rather than
     # restarting the agent alone past the batch that failed.

@@ -23,6 +23,7 @@ from services.scorer.core import Outcome, Result, apply_event, sweep
 from services.scorer.metrics import FUNNEL_TYPES, ScorerMetrics
 from services.scorer.rules import Rules
 from services.scorer.state import LeadState
+from services.scorer.state_cache import StateCache
 
 log = get_logger(__name__)
 
@@ -91,12 +92,14 @@ class _Tally:
     """A batch's event counts, added to the metrics once per batch rather than per
     event (each Prometheus increment takes a lock)."""
 
-    __slots__ = ("events", "funnel", "new_leads")
+    __slots__ = ("cache_hits", "cache_misses", "events", "funnel", "new_leads")
 
     def __init__(self) -> None:
         self.events: Counter[tuple[str, str]] = Counter()
         self.funnel: Counter[tuple[str, str]] = Counter()
         self.new_leads = 0
+        self.cache_hits = 0
+        self.cache_misses = 0
 
     def count(self, metrics: ScorerMetrics) -> None:
         for (event_type, outcome), n in self.events.items():
@@ -107,6 +110,10 @@ class _Tally:
             metrics.count_funnel(event_type, segment, n)
         if self.new_leads:
             metrics.leads.inc(self.new_leads)
+        if self.cache_hits:
+            metrics.cache_hits.inc(self.cache_hits)
+        if self.cache_misses:
+            metrics.cache_misses.inc(self.cache_misses)
 
 
 class BatchScorer:
@@ -117,30 +124,41 @@ class BatchScorer:
         sink: OutputSink,
         metrics: ScorerMetrics,
         clock: Clock = time.time,
+        cache: StateCache | None = None,
     ) -> None:
         self.rules = rules
         self.table = table
         self.sink = sink
         self.metrics = metrics
         self.clock = clock
+        self.cache = cache if cache is not None else StateCache(0)
+        """States kept between batches; the worker drops partitions from it on a rebalance."""
         self.lock = asyncio.Lock()
         """Held while a batch or a sweep chunk runs: they never interleave on a lead."""
 
     async def score_batch(self, records: list[Record]) -> None:
         started = time.perf_counter()
         async with self.lock:
+            cache = self.cache
+            epoch = cache.epoch
             touched: dict[str, tuple[LeadState, int]] = {}
             outputs: list[CloudEvent] = []
             tally = _Tally()
-            for record in records:
-                result = self._score(record, touched, tally)
-                if result is not None:
-                    outputs.extend(result.outputs)
-            tally.count(self.metrics)
-            if outputs:
-                await self.sink.emit(outputs)
-            self._count_outputs(outputs, cause="event")
-            await self.table.save_all(touched.values())
+            try:
+                for record in records:
+                    result = self._score(record, touched, tally)
+                    if result is not None:
+                        outputs.extend(result.outputs)
+                tally.count(self.metrics)
+                if outputs:
+                    await self.sink.emit(outputs)
+                self._count_outputs(outputs, cause="event")
+                await self.table.save_all(touched.values())
+            except BaseException:
+                cache.clear()  # the core changed kept states in place: they were not stored
+                raise
+            cache.put_all(touched.values(), epoch)
+            self.metrics.cache_states.set(len(cache))
         self.metrics.batch.observe(time.perf_counter() - started)
 
     def _score(
@@ -159,7 +177,15 @@ class BatchScorer:
             tally.events[(event.type.short, "invalid")] += 1
             return None
         cached = touched.get(lead_id)
-        state = cached[0] if cached else self.table.load(lead_id, record.partition)
+        if cached is not None:
+            state: LeadState | None = cached[0]
+        else:
+            state = self.cache.get(lead_id, record.partition)
+            if state is not None:
+                tally.cache_hits += 1
+            else:
+                tally.cache_misses += 1
+                state = self.table.load(lead_id, record.partition)
         if state is None:
             state = LeadState(lead_id=lead_id)
             tally.new_leads += 1
@@ -214,19 +240,27 @@ class BatchScorer:
 
     async def _sweep_chunk(self, chunk: list[tuple[LeadState, int]], now: datetime) -> int:
         async with self.lock:
+            cache = self.cache
+            epoch = cache.epoch
             outputs: list[CloudEvent] = []
             swept: list[tuple[LeadState, int]] = []
-            for stale, partition in chunk:
-                # re-read under the lock: a batch may have moved the lead meanwhile
-                state = self.table.load(stale.lead_id, partition)
-                if state is None:
-                    continue
-                result = sweep(state, now, self.rules)
-                if result.outputs:
-                    outputs.extend(result.outputs)
-                    swept.append((result.state, partition))
-            if outputs:
-                await self.sink.emit(outputs)
-                self._count_outputs(outputs, cause="sweep")
-            await self.table.save_all(swept)
+            try:
+                for stale, partition in chunk:
+                    # re-read under the lock: a batch may have moved the lead meanwhile
+                    lead_id = stale.lead_id
+                    state = cache.get(lead_id, partition) or self.table.load(lead_id, partition)
+                    if state is None:
+                        continue
+                    result = sweep(state, now, self.rules)
+                    if result.outputs:
+                        outputs.extend(result.outputs)
+                        swept.append((result.state, partition))
+                if outputs:
+                    await self.sink.emit(outputs)
+                    self._count_outputs(outputs, cause="sweep")
+                await self.table.save_all(swept)
+            except BaseException:
+                cache.clear()  # sweep changes states in place: they were not stored
+                raise
+            cache.put_all(swept, epoch)
             return len(swept)

@@ -42,6 +42,13 @@ class ScorerSettings(KafkaSettings):
         ge=1,
         description="Most records in one fetched batch (batches waiting are scored together).",
     )
+    scorer_state_cache_size: int = Field(
+        default=20_000,
+        ge=0,
+        description="Lead states kept decoded in memory between batches (least recently used"
+        " dropped first; ~6 KB each); 0: read every state from the table. Dropped for the"
+        " partitions of every rebalance and after any failed batch.",
+    )
     scorer_standby_replicas: int = Field(
         default=0, ge=0, description="Warm standby copies of the table on other workers."
     )
