@@ -10,6 +10,7 @@ GET /leads/{lead_id}, routed to the worker owning the lead's partition, and
 """
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,9 @@ class FaustSink:
         self._handoffs = handoffs
 
     async def emit(self, outputs: list[CloudEvent]) -> None:
+        await (await self.send(outputs))
+
+    async def send(self, outputs: list[CloudEvent]) -> Awaitable[object]:
         send = self._app.producer.send
         futures = []
         for output in outputs:
@@ -64,7 +68,7 @@ class FaustSink:
             futures.append(
                 await send(topic, encode_key(output), encode_event(output), None, None, None)
             )
-        await asyncio.gather(*futures)
+        return asyncio.gather(*futures)
 
 
 @dataclass
@@ -131,21 +135,36 @@ def create_app(settings: ScorerSettings, rules: Rules) -> ScorerApp:
     table = FaustLeadTable(app, faust_table, source_name, partitions)
     sink = FaustSink(app, settings.topic(SEGMENTS), settings.topic(HANDOFFS))
     cache = StateCache(settings.scorer_state_cache_size)
-    scorer = BatchScorer(rules, table, sink, metrics, cache=cache)
+    scorer = BatchScorer(
+        rules, table, sink, metrics, cache=cache, overlap=settings.scorer_overlap_acks
+    )
+
+    async def drain() -> None:
+        """Complete the batch in flight; if that fails, no offset is committed again."""
+        try:
+            await scorer.drain()
+        except BaseException as exc:
+            table.fail(exc)
+            raise
+
+    # before every commit: the batch in flight completed (outputs acked, states
+    # stored and sent), then every state record sent so far acknowledged
+    app.before_commit(drain)
     app.before_commit(table.flush)
 
     # A rebalance may move a partition away and back (its table then recovered from
     # a changelog another worker wrote): the states kept of its leads are stale.
-    def forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        forget(args[0], "revoked")
+    async def forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        await forget(args[0], "revoked")
 
-    def forget_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        forget(args[0], "assigned")
+    async def forget_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        await forget(args[0], "assigned")
 
     app.on_partitions_revoked.connect(forget_revoked)
     app.on_partitions_assigned.connect(forget_assigned)
 
-    def forget(partitions: set[TP], why: str) -> None:
+    async def forget(partitions: set[TP], why: str) -> None:
+        await drain()  # the batch in flight is stored before its partitions move
         dropped = cache.drop_partitions({tp.partition for tp in partitions})
         metrics.cache_states.set(len(cache))
         log.info("state_cache_dropped", partitions=why, states=dropped)

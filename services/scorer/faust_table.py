@@ -17,6 +17,7 @@ from faust.streams import _current_event
 from faust.types import TP
 from rocksdict import WriteBatch
 
+from services.scorer.processor import Encoded, encode_states
 from services.scorer.state import LeadState
 
 TABLE_NAME = "leads"
@@ -94,12 +95,13 @@ class FaustLeadTable:
         The changelog's acks are awaited by `flush`, which the consumer runs before
         every offset commit: no offset is committed before the states its events
         produced are in the changelog, without a round trip per batch."""
+        await self.save_encoded(encode_states(states))
+
+    async def save_encoded(self, records: list[Encoded]) -> None:
+        """As save_all, for states already encoded (lead id, state bytes, partition)."""
         changelog = self._changelog_name()
         if not self._changelog_verified:
             self._verify_changelog_partitions(changelog)
-        records = [
-            (state.lead_id.encode(), state.to_bytes(), partition) for state, partition in states
-        ]
         self._store(records)
         send = self._app.producer.send
         pending = self._pending

@@ -5,12 +5,20 @@ outputs and wait until Kafka has them, and only then store the new states.
 So whatever a crash interrupts, the redelivered events either find their
 state already stored (and change nothing, their outputs already written) or
 are scored again to the same outputs under the same deterministic ids.
+
+With `overlap=True` a batch does not wait for its own outputs' acks: it sends
+them and leaves them in flight, with its states encoded as they are then, and
+the next batch is scored meanwhile (its leads' states come from the batch in
+flight). The batch in flight is completed (its acks awaited, then its states
+stored) once the next batch has sent its outputs, or by `drain`, which the
+worker runs before every offset commit and rebalance: the order "outputs
+acked, then states stored, then offsets committed" holds as without overlap.
 """
 
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -38,6 +46,14 @@ class Record:
     offset: int
 
 
+Encoded = tuple[bytes, bytes, int]
+"""A state as the table stores it: (lead id, LeadState bytes, partition)."""
+
+
+def encode_states(states: Iterable[tuple[LeadState, int]]) -> list[Encoded]:
+    return [(state.lead_id.encode(), state.to_bytes(), partition) for state, partition in states]
+
+
 class LeadTable(Protocol):
     """Where lead states live: the faust table, or a dict in tests."""
 
@@ -47,6 +63,10 @@ class LeadTable(Protocol):
 
     async def save_all(self, states: Iterable[tuple[LeadState, int]]) -> None:
         """Store the states (each with its partition); return once they are durable."""
+        ...
+
+    async def save_encoded(self, records: list[Encoded]) -> None:
+        """As save_all, for states already encoded (`encode_states`)."""
         ...
 
     def leads(self) -> Iterable[tuple[LeadState, int]]:
@@ -59,6 +79,10 @@ class OutputSink(Protocol):
         """Write the outputs; return once Kafka has acknowledged every one."""
         ...
 
+    async def send(self, outputs: list[CloudEvent]) -> Awaitable[object]:
+        """Write the outputs; return what completes once Kafka has acknowledged them."""
+        ...
+
 
 class MemoryTable:
     def __init__(self) -> None:
@@ -69,8 +93,11 @@ class MemoryTable:
         return LeadState.from_bytes(stored[0]) if stored else None
 
     async def save_all(self, states: Iterable[tuple[LeadState, int]]) -> None:
-        for state, partition in states:
-            self.states[state.lead_id] = (state.to_bytes(), partition)
+        await self.save_encoded(encode_states(states))
+
+    async def save_encoded(self, records: list[Encoded]) -> None:
+        for key, raw, partition in records:
+            self.states[key.decode()] = (raw, partition)
 
     def leads(self) -> Iterable[tuple[LeadState, int]]:
         for raw, partition in list(self.states.values()):
@@ -84,8 +111,26 @@ class MemorySink:
     async def emit(self, outputs: list[CloudEvent]) -> None:
         self.emitted.extend(outputs)
 
+    async def send(self, outputs: list[CloudEvent]) -> Awaitable[object]:
+        await self.emit(outputs)
+        acked: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        acked.set_result(None)
+        return acked
+
 
 Clock = Callable[[], float]
+
+
+@dataclass(slots=True)
+class _InFlight:
+    """A batch whose outputs were sent but not yet acknowledged."""
+
+    acks: Awaitable[object]
+    outputs: list[CloudEvent]
+    touched: dict[str, tuple[LeadState, int]]
+    encoded: list[Encoded]
+    """Its states as they were after it: the next batch changes the objects in place."""
+    epoch: int
 
 
 class _Tally:
@@ -125,6 +170,7 @@ class BatchScorer:
         metrics: ScorerMetrics,
         clock: Clock = time.time,
         cache: StateCache | None = None,
+        overlap: bool = False,
     ) -> None:
         self.rules = rules
         self.table = table
@@ -133,10 +179,16 @@ class BatchScorer:
         self.clock = clock
         self.cache = cache if cache is not None else StateCache(0)
         """States kept between batches; the worker drops partitions from it on a rebalance."""
+        self.overlap = overlap
+        """Score the next batch while this one's outputs wait for their acks (see above)."""
+        self._in_flight: _InFlight | None = None
         self.lock = asyncio.Lock()
         """Held while a batch or a sweep chunk runs: they never interleave on a lead."""
 
     async def score_batch(self, records: list[Record]) -> None:
+        """Score a batch. Without `overlap`, return once its outputs are acknowledged
+        and its states stored; with it, once its outputs are sent and the batch before
+        it completed (`drain` completes the last)."""
         started = time.perf_counter()
         async with self.lock:
             cache = self.cache
@@ -150,16 +202,52 @@ class BatchScorer:
                     if result is not None:
                         outputs.extend(result.outputs)
                 tally.count(self.metrics)
-                if outputs:
-                    await self.sink.emit(outputs)
-                self._count_outputs(outputs, cause="event")
-                await self.table.save_all(touched.values())
+                if self.overlap:
+                    encoded = encode_states(touched.values())
+                    acks = await self.sink.send(outputs)
+                    previous = self._in_flight
+                    self._in_flight = _InFlight(acks, outputs, touched, encoded, epoch)
+                    if previous is not None:
+                        await self._complete(previous)
+                else:
+                    if outputs:
+                        await self.sink.emit(outputs)
+                    self._count_outputs(outputs, cause="event")
+                    await self.table.save_all(touched.values())
+                    cache.put_all(touched.values(), epoch)
             except BaseException:
-                cache.clear()  # the core changed kept states in place: they were not stored
+                self._failed()
                 raise
-            cache.put_all(touched.values(), epoch)
             self.metrics.cache_states.set(len(cache))
         self.metrics.batch.observe(time.perf_counter() - started)
+
+    def _failed(self) -> None:
+        # The core changed kept states in place, and they were not stored: forget them
+        # (and the batch in flight: its records are scored again after the restart).
+        self._in_flight = None
+        self.cache.clear()
+
+    async def _complete(self, batch: _InFlight) -> None:
+        await batch.acks
+        self._count_outputs(batch.outputs, cause="event")
+        await self.table.save_encoded(batch.encoded)
+        self.cache.put_all(batch.touched.values(), batch.epoch)
+
+    async def drain(self) -> None:
+        """Complete the batch in flight (outputs acknowledged, then states stored)."""
+        async with self.lock:
+            await self._drain()
+
+    async def _drain(self) -> None:
+        batch = self._in_flight
+        if batch is None:
+            return
+        try:
+            await self._complete(batch)
+        except BaseException:
+            self._failed()
+            raise
+        self._in_flight = None
 
     def _score(
         self, record: Record, touched: dict[str, tuple[LeadState, int]], tally: "_Tally"
@@ -177,6 +265,10 @@ class BatchScorer:
             tally.events[(event.type.short, "invalid")] += 1
             return None
         cached = touched.get(lead_id)
+        if cached is None and self._in_flight is not None:
+            cached = self._in_flight.touched.get(lead_id)
+            if cached is not None and cached[1] != record.partition:
+                cached = None
         if cached is not None:
             state: LeadState | None = cached[0]
         else:
@@ -223,6 +315,7 @@ class BatchScorer:
     async def sweep(self, now: datetime | None = None, chunk: int = 500) -> int:
         """Decay every quiet lead to `now`; emit the segment changes. Returns the count."""
         moment = now or datetime.fromtimestamp(self.clock(), UTC)
+        await self.drain()  # the table then holds every state scored so far
         changed = 0
         leads = 0
         pending: list[tuple[LeadState, int]] = []
@@ -240,6 +333,7 @@ class BatchScorer:
 
     async def _sweep_chunk(self, chunk: list[tuple[LeadState, int]], now: datetime) -> int:
         async with self.lock:
+            await self._drain()  # (a batch may have been scored since the last chunk)
             cache = self.cache
             epoch = cache.epoch
             outputs: list[CloudEvent] = []
@@ -260,7 +354,7 @@ class BatchScorer:
                     self._count_outputs(outputs, cause="sweep")
                 await self.table.save_all(swept)
             except BaseException:
-                cache.clear()  # sweep changes states in place: they were not stored
+                self._failed()  # sweep changes states in place: they were not stored
                 raise
             cache.put_all(swept, epoch)
             return len(swept)

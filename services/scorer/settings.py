@@ -49,6 +49,12 @@ class ScorerSettings(KafkaSettings):
         " dropped first; ~6 KB each); 0: read every state from the table. Dropped for the"
         " partitions of every rebalance and after any failed batch.",
     )
+    scorer_overlap_acks: bool = Field(
+        default=True,
+        description="Score the next batch while the outputs of the previous one wait for"
+        " their acks (its states are stored once they are acked, and always before the"
+        " offsets are committed); false: each batch waits for its own acks.",
+    )
     scorer_standby_replicas: int = Field(
         default=0, ge=0, description="Warm standby copies of the table on other workers."
     )
