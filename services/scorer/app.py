@@ -28,7 +28,7 @@ from services.common.logging import get_logger
 from services.scorer.batching import BatchingApp, BatchMessage
 from services.scorer.evaluate import evaluate
 from services.scorer.explain import lead_view
-from services.scorer.faust_table import TABLE_NAME, FaustLeadTable
+from services.scorer.faust_table import TABLE_NAME, FaustLeadTable, kafka_producer
 from services.scorer.metrics import ScorerMetrics
 from services.scorer.processor import BatchScorer, Record
 from services.scorer.rules import Rules
@@ -60,14 +60,12 @@ class FaustSink:
         await (await self.send(outputs))
 
     async def send(self, outputs: list[CloudEvent]) -> Awaitable[object]:
-        send = self._app.producer.send
+        send = kafka_producer(self._app).send
         futures = []
         for output in outputs:
             is_handoff = isinstance(getattr(output, "data", None), HandoffRequestedData)
             topic = self._handoffs if is_handoff else self._segments
-            futures.append(
-                await send(topic, encode_key(output), encode_event(output), None, None, None)
-            )
+            futures.append(await send(topic, encode_event(output), encode_key(output)))
         return asyncio.gather(*futures)
 
 

@@ -297,13 +297,16 @@ class BatchScorer:
         return result
 
     def _count_outputs(self, outputs: list[CloudEvent], cause: str) -> None:
+        # counted per batch: each labels() lookup and increment takes a lock
+        transitions: Counter[tuple[str, str]] = Counter()
+        reasons: Counter[str] = Counter()
         for output in outputs:
             data = getattr(output, "data", None)
             if isinstance(data, SegmentChangedData):
                 previous = data.previous.value if data.previous is not None else "none"
-                self.metrics.segment_transitions.labels(previous, data.segment.value, cause).inc()
+                transitions[(previous, data.segment.value)] += 1
             elif isinstance(data, HandoffRequestedData):
-                self.metrics.handoffs.labels(data.reason.name).inc()
+                reasons[data.reason.name] += 1
                 log.info(
                     "handoff_requested",
                     lead_id=data.lead_id,
@@ -311,6 +314,10 @@ class BatchScorer:
                     reason=data.reason.name,
                     score=round(data.score, 2),
                 )
+        for (previous, segment), n in transitions.items():
+            self.metrics.segment_transitions.labels(previous, segment, cause).inc(n)
+        for reason, n in reasons.items():
+            self.metrics.handoffs.labels(reason).inc(n)
 
     async def sweep(self, now: datetime | None = None, chunk: int = 500) -> int:
         """Decay every quiet lead to `now`; emit the segment changes. Returns the count."""
