@@ -362,14 +362,19 @@ async def main() -> None:
             )
             + ".",
             "",
+            "Both keep up to HOTLEAD_SCORER_STATE_CACHE_SIZE decoded lead states in memory",
+            "between batches (the corpus's 5,000 leads all fit) and score the next batch while",
+            "the previous batch's outputs wait for their acks (HOTLEAD_SCORER_OVERLAP_ACKS),",
+            "completing the batch in flight before each commit.",
+            "",
             "Where the time goes (py-spy profiles of the worker process, see docs/scorer.md):",
-            "faust's own machinery is now a few per cent (the worker's consumer hands the",
-            "agent one event per fetch, services/scorer/batching.py); most of",
-            "the CPU is the scoring itself (the core, decoding the CloudEvent, the state's",
-            "JSON to and from RocksDB) and the producer work for state and output records,",
-            "which the bare loop does too. The machine's two cores are shared with the",
-            "broker and, during these runs, with other test suites, so the absolute numbers",
-            "are pessimistic.",
+            "faust's own machinery is a few per cent (the worker's consumer hands the agent",
+            "one event per fetch, services/scorer/batching.py); most of the CPU is the",
+            "scoring itself (the core and the output events it builds, decoding the",
+            "CloudEvent with pydantic, encoding the states), aiokafka's pure-Python producer",
+            "(outputs and state records) and fetcher, which the bare loop does too. The",
+            "machine's two cores are shared with the broker and, during these runs, with",
+            "other test suites, so the absolute numbers are pessimistic.",
         ]
     )
     print(f"written to {DOC}")
