@@ -16,6 +16,7 @@ acked, then states stored, then offsets committed" holds as without overlap.
 """
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
@@ -182,6 +183,10 @@ class BatchScorer:
         self.overlap = overlap
         """Score the next batch while this one's outputs wait for their acks (see above)."""
         self._in_flight: _InFlight | None = None
+        self._completers: set[asyncio.Task[None]] = set()
+        self._error: BaseException | None = None
+        """Set when a batch in flight failed to complete in the background: every later
+        batch and drain raises it (the worker restarts from the last commit)."""
         self.lock = asyncio.Lock()
         """Held while a batch or a sweep chunk runs: they never interleave on a lead."""
 
@@ -191,6 +196,7 @@ class BatchScorer:
         it completed (`drain` completes the last)."""
         started = time.perf_counter()
         async with self.lock:
+            self._raise_failure()
             cache = self.cache
             epoch = cache.epoch
             touched: dict[str, tuple[LeadState, int]] = {}
@@ -206,9 +212,10 @@ class BatchScorer:
                     encoded = encode_states(touched.values())
                     acks = await self.sink.send(outputs)
                     previous = self._in_flight
-                    self._in_flight = _InFlight(acks, outputs, touched, encoded, epoch)
+                    batch = self._in_flight = _InFlight(acks, outputs, touched, encoded, epoch)
                     if previous is not None:
                         await self._complete(previous)
+                    self._complete_when_acked(batch)
                 else:
                     if outputs:
                         await self.sink.emit(outputs)
@@ -233,9 +240,37 @@ class BatchScorer:
         await self.table.save_encoded(batch.encoded)
         self.cache.put_all(batch.touched.values(), batch.epoch)
 
+    def _complete_when_acked(self, batch: _InFlight) -> None:
+        """Complete `batch` as soon as its acks are in, unless the next batch did it
+        first: when no more records come, the table and metrics do not wait for the
+        next commit. (Waiting for the acks outside the lock leaves the overlap alone.)"""
+
+        async def complete() -> None:
+            with contextlib.suppress(Exception):  # raised again where it completes, below
+                await batch.acks
+            async with self.lock:
+                if self._in_flight is not batch:
+                    return  # completed with the next batch, or dropped after a failure
+                try:
+                    await self._drain()
+                except Exception as exc:  # noqa: BLE001 - any failure stops later commits
+                    log.error("batch_completion_failed", error=repr(exc))
+                    self._error = exc
+
+        task = asyncio.get_running_loop().create_task(complete())
+        self._completers.add(task)
+        task.add_done_callback(self._completers.discard)
+
+    def _raise_failure(self) -> None:
+        if self._error is not None:
+            raise RuntimeError(
+                "a batch in flight failed to complete: restart from the last commit"
+            ) from self._error
+
     async def drain(self) -> None:
         """Complete the batch in flight (outputs acknowledged, then states stored)."""
         async with self.lock:
+            self._raise_failure()
             await self._drain()
 
     async def _drain(self) -> None:
