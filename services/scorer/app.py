@@ -10,10 +10,12 @@ GET /leads/{lead_id}, routed to the worker owning the lead's partition, and
 """
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
 import faust
+from faust.types import TP
 from faust.web import Request, Response, View
 from mode import CrashingSupervisor
 from prometheus_client import generate_latest
@@ -26,11 +28,12 @@ from services.common.logging import get_logger
 from services.scorer.batching import BatchingApp, BatchMessage
 from services.scorer.evaluate import evaluate
 from services.scorer.explain import lead_view
-from services.scorer.faust_table import TABLE_NAME, FaustLeadTable
+from services.scorer.faust_table import TABLE_NAME, FaustLeadTable, kafka_producer
 from services.scorer.metrics import ScorerMetrics
 from services.scorer.processor import BatchScorer, Record
 from services.scorer.rules import Rules
 from services.scorer.settings import ScorerSettings
+from services.scorer.state_cache import StateCache
 
 log = get_logger(__name__)
 PROMETHEUS_TEXT = "text/plain; version=0.0.4"
@@ -54,15 +57,16 @@ class FaustSink:
         self._handoffs = handoffs
 
     async def emit(self, outputs: list[CloudEvent]) -> None:
-        send = self._app.producer.send
+        await (await self.send(outputs))
+
+    async def send(self, outputs: list[CloudEvent]) -> Awaitable[object]:
+        send = kafka_producer(self._app).send
         futures = []
         for output in outputs:
             is_handoff = isinstance(getattr(output, "data", None), HandoffRequestedData)
             topic = self._handoffs if is_handoff else self._segments
-            futures.append(
-                await send(topic, encode_key(output), encode_event(output), None, None, None)
-            )
-        await asyncio.gather(*futures)
+            futures.append(await send(topic, encode_event(output), encode_key(output)))
+        return asyncio.gather(*futures)
 
 
 @dataclass
@@ -128,8 +132,40 @@ def create_app(settings: ScorerSettings, rules: Rules) -> ScorerApp:
     )
     table = FaustLeadTable(app, faust_table, source_name, partitions)
     sink = FaustSink(app, settings.topic(SEGMENTS), settings.topic(HANDOFFS))
-    scorer = BatchScorer(rules, table, sink, metrics)
+    cache = StateCache(settings.scorer_state_cache_size)
+    scorer = BatchScorer(
+        rules, table, sink, metrics, cache=cache, overlap=settings.scorer_overlap_acks
+    )
+
+    async def drain() -> None:
+        """Complete the batch in flight; if that fails, no offset is committed again."""
+        try:
+            await scorer.drain()
+        except BaseException as exc:
+            table.fail(exc)
+            raise
+
+    # before every commit: the batch in flight completed (outputs acked, states
+    # stored and sent), then every state record sent so far acknowledged
+    app.before_commit(drain)
     app.before_commit(table.flush)
+
+    # A rebalance may move a partition away and back (its table then recovered from
+    # a changelog another worker wrote): the states kept of its leads are stale.
+    async def forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        await forget(args[0], "revoked")
+
+    async def forget_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        await forget(args[0], "assigned")
+
+    app.on_partitions_revoked.connect(forget_revoked)
+    app.on_partitions_assigned.connect(forget_assigned)
+
+    async def forget(partitions: set[TP], why: str) -> None:
+        await drain()  # the batch in flight is stored before its partitions move
+        dropped = cache.drop_partitions({tp.partition for tp in partitions})
+        metrics.cache_states.set(len(cache))
+        log.info("state_cache_dropped", partitions=why, states=dropped)
 
     # Any error crashes the worker (to be restarted from the last commit) rather than
     # restarting the agent alone past the batch that failed.

@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 from faust.exceptions import PartitionsMismatch
 from faust.streams import _current_event
 from faust.types import TP
 from rocksdict import WriteBatch
 
+from services.scorer.processor import Encoded, encode_states
 from services.scorer.state import LeadState
 
 TABLE_NAME = "leads"
@@ -26,6 +28,15 @@ TABLE_NAME = "leads"
 class _Message:
     topic: str
     partition: int
+
+
+def kafka_producer(app: faust.App) -> AIOKafkaProducer:
+    """The aiokafka producer under the app's producer (acks=all, idempotent, started
+    with the app). Sending with it directly skips faust's per-record wrapper (sensor
+    callbacks, header and timestamp conversion), ~3 % of the worker's CPU; faust's
+    producer flush still covers these records (it flushes this producer)."""
+    producer: AIOKafkaProducer = app.producer._ensure_producer()  # type: ignore[attr-defined]
+    return producer
 
 
 class _PartitionContext:
@@ -94,17 +105,18 @@ class FaustLeadTable:
         The changelog's acks are awaited by `flush`, which the consumer runs before
         every offset commit: no offset is committed before the states its events
         produced are in the changelog, without a round trip per batch."""
+        await self.save_encoded(encode_states(states))
+
+    async def save_encoded(self, records: list[Encoded]) -> None:
+        """As save_all, for states already encoded (lead id, state bytes, partition)."""
         changelog = self._changelog_name()
         if not self._changelog_verified:
             self._verify_changelog_partitions(changelog)
-        records = [
-            (state.lead_id.encode(), state.to_bytes(), partition) for state, partition in states
-        ]
         self._store(records)
-        send = self._app.producer.send
+        send = kafka_producer(self._app).send
         pending = self._pending
         for key, raw, partition in records:
-            pending.append(await send(changelog, key, raw, partition, None, None))
+            pending.append(await send(changelog, raw, key, partition))
 
     def _store(self, records: list[tuple[bytes, bytes, int]]) -> None:
         batches: dict[int, WriteBatch] = {}

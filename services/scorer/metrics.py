@@ -63,6 +63,21 @@ class ScorerMetrics:
             ["type", "segment"],
             registry=r,
         )
+        self.cache_hits = Counter(
+            "hotlead_scorer_state_cache_hits_total",
+            "Lead states found in memory (kept from an earlier batch) instead of the table.",
+            registry=r,
+        )
+        self.cache_misses = Counter(
+            "hotlead_scorer_state_cache_misses_total",
+            "Lead states read from the table (RocksDB) because memory did not hold them.",
+            registry=r,
+        )
+        self.cache_states = Gauge(
+            "hotlead_scorer_state_cache_states",
+            "Lead states kept in memory between batches (at most HOTLEAD_SCORER_STATE_CACHE_SIZE).",
+            registry=r,
+        )
         self._event_children: dict[tuple[str, str], Counter] = {}
         self.sweeps = Counter("hotlead_scorer_sweeps_total", "Decay sweeps completed.", registry=r)
 

@@ -5,12 +5,21 @@ outputs and wait until Kafka has them, and only then store the new states.
 So whatever a crash interrupts, the redelivered events either find their
 state already stored (and change nothing, their outputs already written) or
 are scored again to the same outputs under the same deterministic ids.
+
+With `overlap=True` a batch does not wait for its own outputs' acks: it sends
+them and leaves them in flight, with its states encoded as they are then, and
+the next batch is scored meanwhile (its leads' states come from the batch in
+flight). The batch in flight is completed (its acks awaited, then its states
+stored) once the next batch has sent its outputs, or by `drain`, which the
+worker runs before every offset commit and rebalance: the order "outputs
+acked, then states stored, then offsets committed" holds as without overlap.
 """
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -23,6 +32,7 @@ from services.scorer.core import Outcome, Result, apply_event, sweep
 from services.scorer.metrics import FUNNEL_TYPES, ScorerMetrics
 from services.scorer.rules import Rules
 from services.scorer.state import LeadState
+from services.scorer.state_cache import StateCache
 
 log = get_logger(__name__)
 
@@ -37,6 +47,14 @@ class Record:
     offset: int
 
 
+Encoded = tuple[bytes, bytes, int]
+"""A state as the table stores it: (lead id, LeadState bytes, partition)."""
+
+
+def encode_states(states: Iterable[tuple[LeadState, int]]) -> list[Encoded]:
+    return [(state.lead_id.encode(), state.to_bytes(), partition) for state, partition in states]
+
+
 class LeadTable(Protocol):
     """Where lead states live: the faust table, or a dict in tests."""
 
@@ -46,6 +64,10 @@ class LeadTable(Protocol):
 
     async def save_all(self, states: Iterable[tuple[LeadState, int]]) -> None:
         """Store the states (each with its partition); return once they are durable."""
+        ...
+
+    async def save_encoded(self, records: list[Encoded]) -> None:
+        """As save_all, for states already encoded (`encode_states`)."""
         ...
 
     def leads(self) -> Iterable[tuple[LeadState, int]]:
@@ -58,6 +80,10 @@ class OutputSink(Protocol):
         """Write the outputs; return once Kafka has acknowledged every one."""
         ...
 
+    async def send(self, outputs: list[CloudEvent]) -> Awaitable[object]:
+        """Write the outputs; return what completes once Kafka has acknowledged them."""
+        ...
+
 
 class MemoryTable:
     def __init__(self) -> None:
@@ -68,8 +94,11 @@ class MemoryTable:
         return LeadState.from_bytes(stored[0]) if stored else None
 
     async def save_all(self, states: Iterable[tuple[LeadState, int]]) -> None:
-        for state, partition in states:
-            self.states[state.lead_id] = (state.to_bytes(), partition)
+        await self.save_encoded(encode_states(states))
+
+    async def save_encoded(self, records: list[Encoded]) -> None:
+        for key, raw, partition in records:
+            self.states[key.decode()] = (raw, partition)
 
     def leads(self) -> Iterable[tuple[LeadState, int]]:
         for raw, partition in list(self.states.values()):
@@ -83,20 +112,40 @@ class MemorySink:
     async def emit(self, outputs: list[CloudEvent]) -> None:
         self.emitted.extend(outputs)
 
+    async def send(self, outputs: list[CloudEvent]) -> Awaitable[object]:
+        await self.emit(outputs)
+        acked: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        acked.set_result(None)
+        return acked
+
 
 Clock = Callable[[], float]
+
+
+@dataclass(slots=True)
+class _InFlight:
+    """A batch whose outputs were sent but not yet acknowledged."""
+
+    acks: Awaitable[object]
+    outputs: list[CloudEvent]
+    touched: dict[str, tuple[LeadState, int]]
+    encoded: list[Encoded]
+    """Its states as they were after it: the next batch changes the objects in place."""
+    epoch: int
 
 
 class _Tally:
     """A batch's event counts, added to the metrics once per batch rather than per
     event (each Prometheus increment takes a lock)."""
 
-    __slots__ = ("events", "funnel", "new_leads")
+    __slots__ = ("cache_hits", "cache_misses", "events", "funnel", "new_leads")
 
     def __init__(self) -> None:
         self.events: Counter[tuple[str, str]] = Counter()
         self.funnel: Counter[tuple[str, str]] = Counter()
         self.new_leads = 0
+        self.cache_hits = 0
+        self.cache_misses = 0
 
     def count(self, metrics: ScorerMetrics) -> None:
         for (event_type, outcome), n in self.events.items():
@@ -107,6 +156,10 @@ class _Tally:
             metrics.count_funnel(event_type, segment, n)
         if self.new_leads:
             metrics.leads.inc(self.new_leads)
+        if self.cache_hits:
+            metrics.cache_hits.inc(self.cache_hits)
+        if self.cache_misses:
+            metrics.cache_misses.inc(self.cache_misses)
 
 
 class BatchScorer:
@@ -117,31 +170,119 @@ class BatchScorer:
         sink: OutputSink,
         metrics: ScorerMetrics,
         clock: Clock = time.time,
+        cache: StateCache | None = None,
+        overlap: bool = False,
     ) -> None:
         self.rules = rules
         self.table = table
         self.sink = sink
         self.metrics = metrics
         self.clock = clock
+        self.cache = cache if cache is not None else StateCache(0)
+        """States kept between batches; the worker drops partitions from it on a rebalance."""
+        self.overlap = overlap
+        """Score the next batch while this one's outputs wait for their acks (see above)."""
+        self._in_flight: _InFlight | None = None
+        self._completers: set[asyncio.Task[None]] = set()
+        self._error: BaseException | None = None
+        """Set when a batch in flight failed to complete in the background: every later
+        batch and drain raises it (the worker restarts from the last commit)."""
         self.lock = asyncio.Lock()
         """Held while a batch or a sweep chunk runs: they never interleave on a lead."""
 
     async def score_batch(self, records: list[Record]) -> None:
+        """Score a batch. Without `overlap`, return once its outputs are acknowledged
+        and its states stored; with it, once its outputs are sent and the batch before
+        it completed (`drain` completes the last)."""
         started = time.perf_counter()
         async with self.lock:
+            self._raise_failure()
+            cache = self.cache
+            epoch = cache.epoch
             touched: dict[str, tuple[LeadState, int]] = {}
             outputs: list[CloudEvent] = []
             tally = _Tally()
-            for record in records:
-                result = self._score(record, touched, tally)
-                if result is not None:
-                    outputs.extend(result.outputs)
-            tally.count(self.metrics)
-            if outputs:
-                await self.sink.emit(outputs)
-            self._count_outputs(outputs, cause="event")
-            await self.table.save_all(touched.values())
+            try:
+                for record in records:
+                    result = self._score(record, touched, tally)
+                    if result is not None:
+                        outputs.extend(result.outputs)
+                tally.count(self.metrics)
+                if self.overlap:
+                    encoded = encode_states(touched.values())
+                    acks = await self.sink.send(outputs)
+                    previous = self._in_flight
+                    batch = self._in_flight = _InFlight(acks, outputs, touched, encoded, epoch)
+                    if previous is not None:
+                        await self._complete(previous)
+                    self._complete_when_acked(batch)
+                else:
+                    if outputs:
+                        await self.sink.emit(outputs)
+                    self._count_outputs(outputs, cause="event")
+                    await self.table.save_all(touched.values())
+                    cache.put_all(touched.values(), epoch)
+            except BaseException:
+                self._failed()
+                raise
+            self.metrics.cache_states.set(len(cache))
         self.metrics.batch.observe(time.perf_counter() - started)
+
+    def _failed(self) -> None:
+        # The core changed kept states in place, and they were not stored: forget them
+        # (and the batch in flight: its records are scored again after the restart).
+        self._in_flight = None
+        self.cache.clear()
+
+    async def _complete(self, batch: _InFlight) -> None:
+        await batch.acks
+        self._count_outputs(batch.outputs, cause="event")
+        await self.table.save_encoded(batch.encoded)
+        self.cache.put_all(batch.touched.values(), batch.epoch)
+
+    def _complete_when_acked(self, batch: _InFlight) -> None:
+        """Complete `batch` as soon as its acks are in, unless the next batch did it
+        first: when no more records come, the table and metrics do not wait for the
+        next commit. (Waiting for the acks outside the lock leaves the overlap alone.)"""
+
+        async def complete() -> None:
+            with contextlib.suppress(Exception):  # raised again where it completes, below
+                await batch.acks
+            async with self.lock:
+                if self._in_flight is not batch:
+                    return  # completed with the next batch, or dropped after a failure
+                try:
+                    await self._drain()
+                except Exception as exc:  # noqa: BLE001 - any failure stops later commits
+                    log.error("batch_completion_failed", error=repr(exc))
+                    self._error = exc
+
+        task = asyncio.get_running_loop().create_task(complete())
+        self._completers.add(task)
+        task.add_done_callback(self._completers.discard)
+
+    def _raise_failure(self) -> None:
+        if self._error is not None:
+            raise RuntimeError(
+                "a batch in flight failed to complete: restart from the last commit"
+            ) from self._error
+
+    async def drain(self) -> None:
+        """Complete the batch in flight (outputs acknowledged, then states stored)."""
+        async with self.lock:
+            self._raise_failure()
+            await self._drain()
+
+    async def _drain(self) -> None:
+        batch = self._in_flight
+        if batch is None:
+            return
+        try:
+            await self._complete(batch)
+        except BaseException:
+            self._failed()
+            raise
+        self._in_flight = None
 
     def _score(
         self, record: Record, touched: dict[str, tuple[LeadState, int]], tally: "_Tally"
@@ -159,7 +300,19 @@ class BatchScorer:
             tally.events[(event.type.short, "invalid")] += 1
             return None
         cached = touched.get(lead_id)
-        state = cached[0] if cached else self.table.load(lead_id, record.partition)
+        if cached is None and self._in_flight is not None:
+            cached = self._in_flight.touched.get(lead_id)
+            if cached is not None and cached[1] != record.partition:
+                cached = None
+        if cached is not None:
+            state: LeadState | None = cached[0]
+        else:
+            state = self.cache.get(lead_id, record.partition)
+            if state is not None:
+                tally.cache_hits += 1
+            else:
+                tally.cache_misses += 1
+                state = self.table.load(lead_id, record.partition)
         if state is None:
             state = LeadState(lead_id=lead_id)
             tally.new_leads += 1
@@ -179,13 +332,16 @@ class BatchScorer:
         return result
 
     def _count_outputs(self, outputs: list[CloudEvent], cause: str) -> None:
+        # counted per batch: each labels() lookup and increment takes a lock
+        transitions: Counter[tuple[str, str]] = Counter()
+        reasons: Counter[str] = Counter()
         for output in outputs:
             data = getattr(output, "data", None)
             if isinstance(data, SegmentChangedData):
                 previous = data.previous.value if data.previous is not None else "none"
-                self.metrics.segment_transitions.labels(previous, data.segment.value, cause).inc()
+                transitions[(previous, data.segment.value)] += 1
             elif isinstance(data, HandoffRequestedData):
-                self.metrics.handoffs.labels(data.reason.name).inc()
+                reasons[data.reason.name] += 1
                 log.info(
                     "handoff_requested",
                     lead_id=data.lead_id,
@@ -193,10 +349,15 @@ class BatchScorer:
                     reason=data.reason.name,
                     score=round(data.score, 2),
                 )
+        for (previous, segment), n in transitions.items():
+            self.metrics.segment_transitions.labels(previous, segment, cause).inc(n)
+        for reason, n in reasons.items():
+            self.metrics.handoffs.labels(reason).inc(n)
 
     async def sweep(self, now: datetime | None = None, chunk: int = 500) -> int:
         """Decay every quiet lead to `now`; emit the segment changes. Returns the count."""
         moment = now or datetime.fromtimestamp(self.clock(), UTC)
+        await self.drain()  # the table then holds every state scored so far
         changed = 0
         leads = 0
         pending: list[tuple[LeadState, int]] = []
@@ -214,19 +375,28 @@ class BatchScorer:
 
     async def _sweep_chunk(self, chunk: list[tuple[LeadState, int]], now: datetime) -> int:
         async with self.lock:
+            await self._drain()  # (a batch may have been scored since the last chunk)
+            cache = self.cache
+            epoch = cache.epoch
             outputs: list[CloudEvent] = []
             swept: list[tuple[LeadState, int]] = []
-            for stale, partition in chunk:
-                # re-read under the lock: a batch may have moved the lead meanwhile
-                state = self.table.load(stale.lead_id, partition)
-                if state is None:
-                    continue
-                result = sweep(state, now, self.rules)
-                if result.outputs:
-                    outputs.extend(result.outputs)
-                    swept.append((result.state, partition))
-            if outputs:
-                await self.sink.emit(outputs)
-                self._count_outputs(outputs, cause="sweep")
-            await self.table.save_all(swept)
+            try:
+                for stale, partition in chunk:
+                    # re-read under the lock: a batch may have moved the lead meanwhile
+                    lead_id = stale.lead_id
+                    state = cache.get(lead_id, partition) or self.table.load(lead_id, partition)
+                    if state is None:
+                        continue
+                    result = sweep(state, now, self.rules)
+                    if result.outputs:
+                        outputs.extend(result.outputs)
+                        swept.append((result.state, partition))
+                if outputs:
+                    await self.sink.emit(outputs)
+                    self._count_outputs(outputs, cause="sweep")
+                await self.table.save_all(swept)
+            except BaseException:
+                self._failed()  # sweep changes states in place: they were not stored
+                raise
+            cache.put_all(swept, epoch)
             return len(swept)

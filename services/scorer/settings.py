@@ -42,6 +42,19 @@ class ScorerSettings(KafkaSettings):
         ge=1,
         description="Most records in one fetched batch (batches waiting are scored together).",
     )
+    scorer_state_cache_size: int = Field(
+        default=20_000,
+        ge=0,
+        description="Lead states kept decoded in memory between batches (least recently used"
+        " dropped first; ~6 KB each); 0: read every state from the table. Dropped for the"
+        " partitions of every rebalance and after any failed batch.",
+    )
+    scorer_overlap_acks: bool = Field(
+        default=True,
+        description="Score the next batch while the outputs of the previous one wait for"
+        " their acks (its states are stored once they are acked, and always before the"
+        " offsets are committed); false: each batch waits for its own acks.",
+    )
     scorer_standby_replicas: int = Field(
         default=0, ge=0, description="Warm standby copies of the table on other workers."
     )

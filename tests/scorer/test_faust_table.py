@@ -35,7 +35,11 @@ class _Producer:
         self.sent: list[tuple[str, bytes, bytes, int]] = []
         self.futures: list[asyncio.Future[_Metadata]] = []
 
-    async def send(self, topic: str, key: bytes, value: bytes, partition: int, *_: Any) -> Any:
+    def _ensure_producer(self) -> "_Producer":
+        return self  # faust's producer hands out its aiokafka producer
+
+    async def send(self, topic: str, value: bytes, key: bytes, partition: int) -> Any:
+        # aiokafka's AIOKafkaProducer.send(topic, value, key, partition)
         self.sent.append((topic, key, value, partition))
         future: asyncio.Future[_Metadata] = asyncio.get_running_loop().create_future()
         self.futures.append(future)
