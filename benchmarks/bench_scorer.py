@@ -30,8 +30,9 @@ from services.common.logging import configure_logging
 from services.common.topics import TopicSpec, delete_topics, ensure_topics, topic_specs
 from services.scorer.core import apply_event
 from services.scorer.gc_tuning import tune_gc
+from services.scorer.in_flight import Encoded
 from services.scorer.metrics import ScorerMetrics
-from services.scorer.processor import BatchScorer, Encoded, MemoryTable, Record
+from services.scorer.processor import BatchScorer, MemoryTable, Record
 from services.scorer.rules import load_rules
 from services.scorer.settings import ScorerSettings
 from services.scorer.state import LeadState

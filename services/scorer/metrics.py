@@ -1,14 +1,17 @@
 """The scorer's Prometheus metrics, in a registry of their own (one per app)."""
 
+from collections import Counter as Tally
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from schemas.data import Segment
+from services.scorer.core import Outcome
 
 FUNNEL_TYPES = frozenset({"email.delivered", "email.opened", "email.clicked", "form.submitted"})
 """The events the funnel KPIs count per segment."""
+DUPLICATE = Outcome.DUPLICATE.value
 
 
 @dataclass
@@ -106,3 +109,33 @@ class ScorerMetrics:
                 if previous != segment:
                     for cause in ("event", "sweep"):
                         self.segment_transitions.labels(previous, segment.value, cause)
+
+
+class BatchTally:
+    """A batch's event counts, added to the metrics once per batch rather than per
+    event (each Prometheus increment takes a lock)."""
+
+    __slots__ = ("cache_hits", "cache_misses", "events", "funnel", "new_leads")
+
+    def __init__(self) -> None:
+        self.events: Tally[tuple[str, str]] = Tally()
+        """(event type, outcome) -> events"""
+        self.funnel: Tally[tuple[str, str]] = Tally()
+        """(event type, segment before) -> events"""
+        self.new_leads = 0
+        self.cache_hits = 0
+        self.cache_misses = 0
+
+    def count(self, metrics: ScorerMetrics) -> None:
+        for (event_type, outcome), n in self.events.items():
+            metrics.count_event(event_type, outcome, n)
+            if outcome == DUPLICATE:
+                metrics.duplicates.inc(n)
+        for (event_type, segment), n in self.funnel.items():
+            metrics.count_funnel(event_type, segment, n)
+        if self.new_leads:
+            metrics.leads.inc(self.new_leads)
+        if self.cache_hits:
+            metrics.cache_hits.inc(self.cache_hits)
+        if self.cache_misses:
+            metrics.cache_misses.inc(self.cache_misses)
