@@ -32,6 +32,7 @@ from services.scorer.core import apply_event
 from services.scorer.gc_tuning import tune_gc
 from services.scorer.in_flight import Encoded
 from services.scorer.metrics import ScorerMetrics
+from services.scorer.partitioning import KeyPartitioner
 from services.scorer.processor import BatchScorer, MemoryTable, Record
 from services.scorer.rules import load_rules
 from services.scorer.settings import ScorerSettings
@@ -200,6 +201,7 @@ async def bench_bare(settings: KafkaSettings, count: int) -> Rate:
         enable_idempotence=True,
         max_batch_size=524_288,  # as the worker's producer
         linger_ms=5,
+        partitioner=KeyPartitioner(),
     )
     await producer.start()
     await consumer.start()

@@ -1,5 +1,7 @@
 """The scorer's Prometheus metrics, in a registry of their own (one per app)."""
 
+import math
+from bisect import bisect_left
 from collections import Counter as Tally
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -115,18 +117,23 @@ class BatchTally:
     """A batch's event counts, added to the metrics once per batch rather than per
     event (each Prometheus increment takes a lock)."""
 
-    __slots__ = ("cache_hits", "cache_misses", "events", "funnel", "new_leads")
+    __slots__ = ("cache_hits", "cache_misses", "event_times", "events", "funnel", "new_leads")
 
     def __init__(self) -> None:
         self.events: Tally[tuple[str, str]] = Tally()
         """(event type, outcome) -> events"""
         self.funnel: Tally[tuple[str, str]] = Tally()
         """(event type, segment before) -> events"""
+        self.event_times: list[float] = []
+        """The time (epoch s) of each event scored, for the lag histogram"""
         self.new_leads = 0
         self.cache_hits = 0
         self.cache_misses = 0
 
-    def count(self, metrics: ScorerMetrics) -> None:
+    def count(self, metrics: ScorerMetrics, now: float) -> None:
+        """Add the counts to `metrics`; `now` (epoch s): when the batch was scored."""
+        if self.event_times:
+            observe_all(metrics.lag, [max(0.0, now - at) for at in self.event_times])
         for (event_type, outcome), n in self.events.items():
             metrics.count_event(event_type, outcome, n)
             if outcome == DUPLICATE:
@@ -139,3 +146,19 @@ class BatchTally:
             metrics.cache_hits.inc(self.cache_hits)
         if self.cache_misses:
             metrics.cache_misses.inc(self.cache_misses)
+
+
+def observe_all(histogram: Histogram, values: list[float]) -> None:
+    """`histogram.observe(value)` for each value, with one increment per bucket
+    rather than a lock and a scan of the bounds per value. (An unlabelled
+    prometheus_client histogram; tests/scorer/test_metrics.py checks the result
+    against `observe`.)"""
+    bounds: list[float] = histogram._upper_bounds
+    counts = [0] * len(bounds)
+    for value in values:
+        counts[bisect_left(bounds, value)] += 1  # the first bound >= value (the last: +Inf)
+    histogram._sum.inc(math.fsum(values))
+    buckets = histogram._buckets
+    for index, n in enumerate(counts):
+        if n:
+            buckets[index].inc(n)

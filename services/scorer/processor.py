@@ -159,7 +159,7 @@ class BatchScorer:
                     result = self._score(record, touched, tally)
                     if result is not None:
                         outputs.extend(result.outputs)
-                tally.count(self.metrics)
+                tally.count(self.metrics, self.clock())  # (the lag: event time to now)
                 if self.overlap:
                     encoded = encode_states(touched.values())
                     acks = await self.sink.send(outputs)
@@ -230,7 +230,7 @@ class BatchScorer:
             # ahead of the changelog, and this rewrite puts the changelog level again.
             touched[lead_id] = (result.state, record.partition)
         if outcome is Outcome.SCORED or outcome is Outcome.NO_RULE:
-            self.metrics.lag.observe(max(0.0, self.clock() - event.time.timestamp()))
+            tally.event_times.append(event.time.timestamp())
             if event_type in FUNNEL_TYPES:
                 tally.funnel[(event_type, segment_before)] += 1
         return result
