@@ -9,6 +9,7 @@ Needs the broker (HOTLEAD_KAFKA_BOOTSTRAP, default 127.0.0.1:9092).
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -98,6 +99,16 @@ class Rate:
     """events / (start to everything committed), start-up included"""
     steady: float
     """events after the first commit / time from the first commit to the last"""
+    cpu_us: float = float("nan")
+    """CPU time of the consuming process per event, from the first commit to the last"""
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU time (user + system) of a process (this one by default), from /proc."""
+    if pid is None:
+        return time.process_time()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 async def committed_total(consumer: AIOKafkaConsumer, topic: str) -> int:
@@ -117,14 +128,18 @@ async def bench_worker(settings: KafkaSettings, count: int, workdir: Path) -> Ra
     await probe.start()
     started = time.monotonic()
     first: tuple[float, int] | None = None
+    cpu = [0.0, 0.0]
     try:
         worker.start(timeout_s=120)  # the topic is full: the worker starts consuming at once
+        pid = worker.process.pid if worker.process else None
         while True:
             done = await committed_total(probe, topic)
             now = time.monotonic()
             if first is None and done > 0:
                 first = (now, done)
+                cpu[0] = cpu_seconds(pid)
             if done >= count:
+                cpu[1] = cpu_seconds(pid)
                 break
             await asyncio.sleep(0.25)
     finally:
@@ -133,7 +148,8 @@ async def bench_worker(settings: KafkaSettings, count: int, workdir: Path) -> Ra
     await delete_topics(settings.kafka_bootstrap, [f"{app_id}-leads-changelog"])
     assert first is not None  # noqa: S101 - done >= count > 0
     steady = (count - first[1]) / (now - first[0]) if now > first[0] else float("nan")
-    return Rate(total=count / (now - started), steady=steady)
+    cpu_us = (cpu[1] - cpu[0]) / (count - first[1]) * 1e6 if count > first[1] else float("nan")
+    return Rate(total=count / (now - started), steady=steady, cpu_us=cpu_us)
 
 
 class KafkaStateTable(MemoryTable):
@@ -219,6 +235,7 @@ async def bench_bare(settings: KafkaSettings, count: int) -> Rate:
     done = 0
     started = time.monotonic()
     first: tuple[float, int] | None = None
+    cpu_first = 0.0
     last_commit = started
     try:
         while done < count:
@@ -241,10 +258,12 @@ async def bench_bare(settings: KafkaSettings, count: int) -> Rate:
                 last_commit = now
                 if first is None and done > 0:
                     first = (time.monotonic(), done)
+                    cpu_first = cpu_seconds()
         ended = time.monotonic()
+        cpu_us = (cpu_seconds() - cpu_first) / (count - first[1]) * 1e6 if first else 0.0
         assert first is not None  # noqa: S101 - done >= count > 0
         steady = (count - first[1]) / (ended - first[0]) if ended > first[0] else float("nan")
-        return Rate(total=count / (ended - started), steady=steady)
+        return Rate(total=count / (ended - started), steady=steady, cpu_us=cpu_us)
     finally:
         await consumer.stop()
         await producer.stop()
@@ -296,13 +315,15 @@ async def main() -> None:
             worker = await bench_worker(settings, count, Path(workdir))
         print(
             f"scorer worker (faust, RocksDB): {worker.steady:,.0f} events/s steady, "
-            f"{worker.total:,.0f} events/s start to end",
+            f"{worker.total:,.0f} events/s start to end, "
+            f"{worker.cpu_us:.0f} us of its CPU per event (steady)",
             flush=True,
         )
         bare = await bench_bare(settings, count)
         print(
             f"bare aiokafka loop: {bare.steady:,.0f} events/s steady, "
-            f"{bare.total:,.0f} events/s start to end",
+            f"{bare.total:,.0f} events/s start to end, "
+            f"{bare.cpu_us:.0f} us of CPU per event (steady, this process)",
             flush=True,
         )
     finally:
