@@ -32,9 +32,10 @@ from services.common.topics import TopicSpec, delete_topics, ensure_topics, topi
 from services.scorer.core import apply_event
 from services.scorer.gc_tuning import tune_gc
 from services.scorer.in_flight import Encoded
+from services.scorer.memory import MemoryTable
 from services.scorer.metrics import ScorerMetrics
 from services.scorer.partitioning import KeyPartitioner
-from services.scorer.processor import BatchScorer, MemoryTable, Record
+from services.scorer.processor import BatchScorer, Record
 from services.scorer.rules import load_rules
 from services.scorer.settings import ScorerSettings
 from services.scorer.state import LeadState

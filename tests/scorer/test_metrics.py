@@ -7,8 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
+from services.scorer.memory import MemorySink, MemoryTable
 from services.scorer.metrics import BatchTally, ScorerMetrics, observe_all
-from services.scorer.processor import BatchScorer, MemorySink, MemoryTable
+from services.scorer.processor import BatchScorer
 from services.scorer.rules import load_rules
 from tests.scorer.test_state_cache import RECORDS
 
