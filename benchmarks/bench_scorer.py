@@ -374,8 +374,11 @@ async def main() -> None:
             "brought from every partition as one batch. Start to end includes the worker's",
             "process start, group join, changelog creation and recovery.",
             "Both the worker and this process use the same GC settings",
-            "(services/scorer/gc_tuning.py). The worker logs at INFO (a JSON line per hand-off,",
-            "to a file); the bare loop logs nothing.",
+            "(services/scorer/gc_tuning.py). The worker logs at INFO (a JSON line per batch",
+            "with hand-offs, to a file); the bare loop logs nothing.",
+            f"CPU time per event over the steady part: {worker.cpu_us:.0f} us in the worker",
+            f"process (utime + stime from /proc), {bare.cpu_us:.0f} us in the bare loop's process",
+            "(which also runs its consumer and producer in-process).",
             "",
             "Targets: "
             + ", ".join(
