@@ -84,6 +84,9 @@ class ScorerMetrics:
             registry=r,
         )
         self._event_children: dict[tuple[str, str], Counter] = {}
+        self._funnel_children: dict[tuple[str, str], Counter] = {}
+        self._transition_children: dict[tuple[str, str, str], Counter] = {}
+        self._handoff_children: dict[str, Counter] = {}
         self.sweeps = Counter("hotlead_scorer_sweeps_total", "Decay sweeps completed.", registry=r)
 
     def count_event(self, event_type: str, outcome: str, n: int = 1) -> None:
@@ -96,7 +99,27 @@ class ScorerMetrics:
 
     def count_funnel(self, event_type: str, segment: str, n: int = 1) -> None:
         if event_type in FUNNEL_TYPES:
-            self.funnel.labels(event_type, segment).inc(n)
+            key = (event_type, segment)
+            child = self._funnel_children.get(key)
+            if child is None:
+                child = self._funnel_children[key] = self.funnel.labels(event_type, segment)
+            child.inc(n)
+
+    def count_transition(self, previous: str, segment: str, cause: str, n: int = 1) -> None:
+        """segment_transitions_total{previous, segment, cause} += n (children cached:
+        `labels()` is ~5 us, and a live trickle scores batches of a few events)."""
+        key = (previous, segment, cause)
+        child = self._transition_children.get(key)
+        if child is None:
+            child = self._transition_children[key] = self.segment_transitions.labels(*key)
+        child.inc(n)
+
+    def count_handoff(self, reason: str, n: int = 1) -> None:
+        """handoffs_total{reason} += n (the reasons are the rules' triggers: bounded)."""
+        child = self._handoff_children.get(reason)
+        if child is None:
+            child = self._handoff_children[reason] = self.handoffs.labels(reason)
+        child.inc(n)
 
     def start_series(self, handoff_reasons: Iterable[str]) -> None:
         """Create the KPI series at 0 (hand-offs per reason, segment entries), so that

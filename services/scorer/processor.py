@@ -232,10 +232,11 @@ class BatchScorer:
         if handoffs:
             # one line per batch: a log line costs ~100 us (structlog through logging)
             log.info("handoffs_requested", count=len(handoffs), handoffs=handoffs)
+        metrics = self.metrics
         for (previous, segment), n in transitions.items():
-            self.metrics.segment_transitions.labels(previous, segment, cause).inc(n)
+            metrics.count_transition(previous, segment, cause, n)
         for reason, n in reasons.items():
-            self.metrics.handoffs.labels(reason).inc(n)
+            metrics.count_handoff(reason, n)
 
     async def sweep(self, now: datetime | None = None, chunk: int = 500) -> int:
         """Decay every quiet lead to `now`; emit the segment changes. Returns the count."""

@@ -69,3 +69,24 @@ async def test_the_scorer_observes_one_lag_per_scored_event() -> None:
     lag_count = metrics.registry.get_sample_value("hotlead_scorer_event_lag_seconds_count")
     assert scored > 0
     assert lag_count == scored
+
+
+async def test_transitions_and_handoffs_are_counted_once_per_output_over_many_batches() -> None:
+    metrics = ScorerMetrics()
+    sink = MemorySink()
+    scorer = BatchScorer(load_rules(), MemoryTable(), sink, metrics, clock=lambda: 0.0)
+    for start in range(0, len(RECORDS), 7):  # many small batches: the cached children
+        await scorer.score_batch(RECORDS[start : start + 7])
+    kinds = [type(output).__name__ for output in sink.emitted]
+    counted = {
+        name: sum(
+            sample.value
+            for metric in metrics.registry.collect()
+            for sample in metric.samples
+            if sample.name == name
+        )
+        for name in ("hotlead_scorer_segment_transitions_total", "hotlead_scorer_handoffs_total")
+    }
+    assert kinds.count("HandoffRequested") > 0
+    assert counted["hotlead_scorer_handoffs_total"] == kinds.count("HandoffRequested")
+    assert counted["hotlead_scorer_segment_transitions_total"] == kinds.count("SegmentChanged")
