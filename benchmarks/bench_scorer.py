@@ -9,6 +9,7 @@ Needs the broker (HOTLEAD_KAFKA_BOOTSTRAP, default 127.0.0.1:9092).
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -30,8 +31,11 @@ from services.common.logging import configure_logging
 from services.common.topics import TopicSpec, delete_topics, ensure_topics, topic_specs
 from services.scorer.core import apply_event
 from services.scorer.gc_tuning import tune_gc
+from services.scorer.in_flight import Encoded
+from services.scorer.memory import MemoryTable
 from services.scorer.metrics import ScorerMetrics
-from services.scorer.processor import BatchScorer, Encoded, MemoryTable, Record
+from services.scorer.partitioning import KeyPartitioner
+from services.scorer.processor import BatchScorer, Record
 from services.scorer.rules import load_rules
 from services.scorer.settings import ScorerSettings
 from services.scorer.state import LeadState
@@ -96,6 +100,16 @@ class Rate:
     """events / (start to everything committed), start-up included"""
     steady: float
     """events after the first commit / time from the first commit to the last"""
+    cpu_us: float = float("nan")
+    """CPU time of the consuming process per event, from the first commit to the last"""
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU time (user + system) of a process (this one by default), from /proc."""
+    if pid is None:
+        return time.process_time()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 async def committed_total(consumer: AIOKafkaConsumer, topic: str) -> int:
@@ -115,14 +129,18 @@ async def bench_worker(settings: KafkaSettings, count: int, workdir: Path) -> Ra
     await probe.start()
     started = time.monotonic()
     first: tuple[float, int] | None = None
+    cpu = [0.0, 0.0]
     try:
         worker.start(timeout_s=120)  # the topic is full: the worker starts consuming at once
+        pid = worker.process.pid if worker.process else None
         while True:
             done = await committed_total(probe, topic)
             now = time.monotonic()
             if first is None and done > 0:
                 first = (now, done)
+                cpu[0] = cpu_seconds(pid)
             if done >= count:
+                cpu[1] = cpu_seconds(pid)
                 break
             await asyncio.sleep(0.25)
     finally:
@@ -131,7 +149,8 @@ async def bench_worker(settings: KafkaSettings, count: int, workdir: Path) -> Ra
     await delete_topics(settings.kafka_bootstrap, [f"{app_id}-leads-changelog"])
     assert first is not None  # noqa: S101 - done >= count > 0
     steady = (count - first[1]) / (now - first[0]) if now > first[0] else float("nan")
-    return Rate(total=count / (now - started), steady=steady)
+    cpu_us = (cpu[1] - cpu[0]) / (count - first[1]) * 1e6 if count > first[1] else float("nan")
+    return Rate(total=count / (now - started), steady=steady, cpu_us=cpu_us)
 
 
 class KafkaStateTable(MemoryTable):
@@ -199,6 +218,7 @@ async def bench_bare(settings: KafkaSettings, count: int) -> Rate:
         enable_idempotence=True,
         max_batch_size=524_288,  # as the worker's producer
         linger_ms=5,
+        partitioner=KeyPartitioner(),
     )
     await producer.start()
     await consumer.start()
@@ -216,6 +236,7 @@ async def bench_bare(settings: KafkaSettings, count: int) -> Rate:
     done = 0
     started = time.monotonic()
     first: tuple[float, int] | None = None
+    cpu_first = 0.0
     last_commit = started
     try:
         while done < count:
@@ -238,10 +259,12 @@ async def bench_bare(settings: KafkaSettings, count: int) -> Rate:
                 last_commit = now
                 if first is None and done > 0:
                     first = (time.monotonic(), done)
+                    cpu_first = cpu_seconds()
         ended = time.monotonic()
+        cpu_us = (cpu_seconds() - cpu_first) / (count - first[1]) * 1e6 if first else 0.0
         assert first is not None  # noqa: S101 - done >= count > 0
         steady = (count - first[1]) / (ended - first[0]) if ended > first[0] else float("nan")
-        return Rate(total=count / (ended - started), steady=steady)
+        return Rate(total=count / (ended - started), steady=steady, cpu_us=cpu_us)
     finally:
         await consumer.stop()
         await producer.stop()
@@ -293,13 +316,15 @@ async def main() -> None:
             worker = await bench_worker(settings, count, Path(workdir))
         print(
             f"scorer worker (faust, RocksDB): {worker.steady:,.0f} events/s steady, "
-            f"{worker.total:,.0f} events/s start to end",
+            f"{worker.total:,.0f} events/s start to end, "
+            f"{worker.cpu_us:.0f} us of its CPU per event (steady)",
             flush=True,
         )
         bare = await bench_bare(settings, count)
         print(
             f"bare aiokafka loop: {bare.steady:,.0f} events/s steady, "
-            f"{bare.total:,.0f} events/s start to end",
+            f"{bare.total:,.0f} events/s start to end, "
+            f"{bare.cpu_us:.0f} us of CPU per event (steady, this process)",
             flush=True,
         )
     finally:
@@ -349,8 +374,11 @@ async def main() -> None:
             "brought from every partition as one batch. Start to end includes the worker's",
             "process start, group join, changelog creation and recovery.",
             "Both the worker and this process use the same GC settings",
-            "(services/scorer/gc_tuning.py). The worker logs at INFO (a JSON line per hand-off,",
-            "to a file); the bare loop logs nothing.",
+            "(services/scorer/gc_tuning.py). The worker logs at INFO (a JSON line per batch",
+            "with hand-offs, to a file); the bare loop logs nothing.",
+            f"CPU time per event over the steady part: {worker.cpu_us:.0f} us in the worker",
+            f"process (utime + stime from /proc), {bare.cpu_us:.0f} us in the bare loop's process",
+            "(which also runs its consumer and producer in-process).",
             "",
             "Targets: "
             + ", ".join(

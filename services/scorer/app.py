@@ -30,6 +30,7 @@ from services.scorer.evaluate import evaluate
 from services.scorer.explain import lead_view
 from services.scorer.faust_table import TABLE_NAME, FaustLeadTable, kafka_producer
 from services.scorer.metrics import ScorerMetrics
+from services.scorer.partitioning import KeyPartitioner
 from services.scorer.processor import BatchScorer, Record
 from services.scorer.rules import Rules
 from services.scorer.settings import ScorerSettings
@@ -95,6 +96,8 @@ def create_app(settings: ScorerSettings, rules: Rules) -> ScorerApp:
         # states are ~1-2 KB each: room for many per request (the default is 16 KB)
         producer_max_batch_size=524_288,
         producer_linger=0.005,
+        # outputs are keyed by lead id: the same partitions, murmur2 once per lead
+        producer_partitioner=KeyPartitioner(),
         broker_session_timeout=settings.scorer_session_timeout_s,
         broker_request_timeout=max(90.0, settings.scorer_session_timeout_s + 10),
         broker_heartbeat_interval=min(3.0, settings.scorer_session_timeout_s / 3),

@@ -18,7 +18,7 @@ from faust.streams import _current_event
 from faust.types import TP
 from rocksdict import WriteBatch
 
-from services.scorer.processor import Encoded, encode_states
+from services.scorer.in_flight import Encoded, encode_states
 from services.scorer.state import LeadState
 
 TABLE_NAME = "leads"

@@ -1,10 +1,16 @@
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
 from schemas import decode_event, encode_event
 from schemas.codec import EventDecodeError, encode_key
+from schemas.envelope import CloudEvent
 from schemas.events import LeadUpdated, PageViewed
+from services.scorer.core import apply_event
+from services.scorer.rules import load_rules
+from services.scorer.state import LeadState
+from tests.scorer.corpus import build_corpus
 
 JST = timezone(timedelta(hours=9))
 
@@ -73,3 +79,23 @@ def test_lead_update_carries_only_the_given_attributes() -> None:
     assert encode_event(event).endswith(
         b'"data":{"attributes":{"job_title":"\xe5\x96\xb6\xe6\xa5\xad\xe9\x83\xa8\xe9\x95\xb7"}}}'
     )
+
+
+def _every_example_and_scorer_output() -> list[CloudEvent]:
+    """The schema examples, a scorer corpus, and the outputs the scorer makes of it."""
+    examples = Path(__file__).resolve().parents[2] / "schemas" / "examples"
+    events: list[CloudEvent] = [decode_event(path.read_bytes()) for path in examples.glob("*.json")]
+    rules, states = load_rules(), dict[str, LeadState]()
+    for position, event in enumerate(build_corpus(200, 10)):
+        events.append(event)
+        lead = event.subject or ""
+        state = states.setdefault(lead, LeadState(lead_id=lead))
+        events.extend(apply_event(state, event, rules, position=position).outputs)
+    return events
+
+
+def test_encode_event_writes_the_bytes_of_model_dump_json() -> None:
+    events = _every_example_and_scorer_output()
+    assert len({type(event) for event in events}) >= 17  # every event type
+    for event in events:
+        assert encode_event(event) == event.model_dump_json(exclude_none=True).encode()

@@ -4,8 +4,9 @@ from datetime import timedelta
 
 from schemas.codec import encode_event
 from schemas.event_types import EventType
+from services.scorer.memory import MemorySink, MemoryTable
 from services.scorer.metrics import ScorerMetrics
-from services.scorer.processor import BatchScorer, MemorySink, MemoryTable, Record
+from services.scorer.processor import BatchScorer, Record
 from services.scorer.rules import load_rules
 from tests.scorer.events import T0, make_event
 

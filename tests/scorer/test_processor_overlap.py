@@ -10,8 +10,9 @@ import pytest
 
 from schemas.codec import encode_event
 from schemas.envelope import CloudEvent
+from services.scorer.memory import MemorySink, MemoryTable
 from services.scorer.metrics import ScorerMetrics
-from services.scorer.processor import BatchScorer, MemorySink, MemoryTable
+from services.scorer.processor import BatchScorer
 from services.scorer.rules import load_rules
 from services.scorer.state_cache import StateCache
 from tests.scorer.events import T0

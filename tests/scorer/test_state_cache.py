@@ -11,8 +11,9 @@ from schemas.codec import encode_event
 from schemas.envelope import CloudEvent
 from schemas.topics import EVENTS
 from services.scorer.app import create_app
+from services.scorer.memory import MemorySink, MemoryTable
 from services.scorer.metrics import ScorerMetrics
-from services.scorer.processor import BatchScorer, MemorySink, MemoryTable, Record
+from services.scorer.processor import BatchScorer, Record
 from services.scorer.rules import load_rules
 from services.scorer.settings import ScorerSettings
 from services.scorer.state import LeadState
