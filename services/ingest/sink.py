@@ -16,7 +16,7 @@
 import asyncio
 import contextlib
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -79,12 +79,15 @@ class RecentIds:
         if self.capacity <= 0:
             return
         ids = self.ids
-        move = ids.move_to_end
-        for event_id in event_ids:
-            if event_id in ids:
-                move(event_id)
-            else:
-                ids[event_id] = None
+        if not isinstance(event_ids, Collection) or not ids.keys().isdisjoint(event_ids):
+            move = ids.move_to_end
+            for event_id in event_ids:
+                if event_id in ids:
+                    move(event_id)
+                else:
+                    ids[event_id] = None
+        else:  # all new (the common case): added in one call
+            ids.update(dict.fromkeys(event_ids))
         forget = ids.popitem
         for _ in range(len(ids) - self.capacity):
             forget(last=False)
