@@ -78,9 +78,9 @@ def fill(batch: BatchBuilder, records: Sequence[Record], start: int) -> int:
         return len(records)
     headers: list[tuple[str, bytes]] = []
     append, offset = builder.append, 0
-    for index in range(start, len(records)):
-        record = records[index]
-        if append(offset, None, key=record.key, value=record.value, headers=headers) is None:
+    for record in records[start:] if start else records:
+        # (offset, timestamp, key, value, headers), positional: keywords cost more
+        if append(offset, None, record.key, record.value, headers) is None:
             batch.close()
             break
         offset += 1
