@@ -2,8 +2,10 @@
 
 1. Pixel: requests/s of GET /o/{token}.gif (valid token, so every request also
    writes email.opened to the real broker) as a ratio to a bare ASGI app that
-   returns the same GIF. Both run under uvicorn with one worker and the same
-   options; load from wrk (keep-alive) on 127.0.0.1.
+   returns the same GIF. Both run under uvicorn with one worker, the same
+   options and the same HTTP protocol (`services.ingest.main.server_config`:
+   the bare app is served as `hotlead ingest` serves the ingest, see
+   benchmarks/bare_gif.py); load from wrk (keep-alive) on 127.0.0.1.
 2. Event API: events/s of POST /v1/events with 100-event batches (unique ids)
    into the real broker, one ingest process; checked against the topic's
    offsets afterwards (every accepted event must be in Kafka).
@@ -185,13 +187,11 @@ def main() -> int:
         "HOTLEAD_SOURCE_BURST": "1000000",
         "HOTLEAD_INGEST_LOG_LEVEL": "WARNING",
     }
-    uvicorn_options = ["--no-access-log", "--log-level", "warning", "--workers", "1"]
     token = mint(TokenClaims(TokenKind.OPEN, "lead-bench", "em-1"), Keyring.parse(TOKEN_KEYS))
     results: dict[str, WrkResult] = {}
     try:
         port = free_port()
-        bare_app = ["benchmarks.bare_gif:app", "--port", str(port)]
-        bare = start([str(BIN / "uvicorn"), *bare_app, *uvicorn_options], env)
+        bare = start([sys.executable, "-m", "benchmarks.bare_gif", "--port", str(port)], env)
         try:
             wait_until_up(f"http://127.0.0.1:{port}/")
             wrk(f"http://127.0.0.1:{port}/o/x.gif", seconds=2, connections=args.connections)
@@ -262,7 +262,8 @@ def main() -> int:
 Measured {datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")} by `make bench`
 (`benchmarks/bench_ingest.py`) on this machine: {os.cpu_count()} CPU cores shared
 with the load generator and the Kafka broker, Python {platform.python_version()},
-uvicorn with one worker ({server_flavour()}, the same for both apps), wrk with
+uvicorn with one worker ({server_flavour()}, answers written with one socket
+write, the same server and options for both apps), wrk with
 1 thread on 127.0.0.1, {args.seconds} s per run after a 2 s warm-up.
 
 | what | result | server CPU | target |
