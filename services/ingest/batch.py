@@ -6,10 +6,11 @@ model per event (pure).
 well-formed item (only the public fields, of the right JSON types, a known
 input type, a well-formed lead id and id) has its envelope checked by the
 same rules in a few comparisons, and the `data` of all items of one type is
-validated with the type's pydantic model in one pydantic-core call; the
-record value is then built with orjson, byte for byte what `encode_event`
-writes (tests/ingest/test_batch.py checks both ways agree, on accepted and
-on refused items).
+validated in one pydantic-core call (for models of text fields, a TypedDict
+of the model's fields: no model instance per event); the record value is
+then joined from pieces, byte for byte what `encode_event` writes
+(tests/ingest/test_batch.py checks both ways agree, on accepted and on
+refused items).
 
 Anything else, and every item whose `data` the model refuses, goes through
 `build_event` one by one, so the answer and the evidence on
