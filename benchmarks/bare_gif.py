@@ -23,3 +23,25 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
                 return
     await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
     await send({"type": "http.response.body", "body": GIF})
+
+
+def main() -> None:
+    """Serve `app` as `hotlead ingest` serves the ingest (the same uvicorn
+    options and HTTP protocol), on 127.0.0.1:PORT."""
+    import argparse
+    import asyncio
+
+    import uvicorn
+
+    from services.ingest.main import server_config
+
+    parser = argparse.ArgumentParser(description="the bare GIF app, served like the ingest")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--http", default="auto", help="uvicorn's HTTP protocol (as the ingest's)")
+    args = parser.parse_args()
+    config = server_config(app, host="127.0.0.1", port=args.port, http=args.http)
+    asyncio.run(uvicorn.Server(config).serve())
+
+
+if __name__ == "__main__":
+    main()

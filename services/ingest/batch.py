@@ -6,10 +6,11 @@ model per event (pure).
 well-formed item (only the public fields, of the right JSON types, a known
 input type, a well-formed lead id and id) has its envelope checked by the
 same rules in a few comparisons, and the `data` of all items of one type is
-validated with the type's pydantic model in one pydantic-core call; the
-record value is then built with orjson, byte for byte what `encode_event`
-writes (tests/ingest/test_batch.py checks both ways agree, on accepted and
-on refused items).
+validated in one pydantic-core call (for models of text fields, a TypedDict
+of the model's fields: no model instance per event); the record value is
+then joined from pieces, byte for byte what `encode_event` writes
+(tests/ingest/test_batch.py checks both ways agree, on accepted and on
+refused items).
 
 Anything else, and every item whose `data` the model refuses, goes through
 `build_event` one by one, so the answer and the evidence on
@@ -21,10 +22,11 @@ import re
 from collections.abc import Sequence
 from datetime import datetime
 from types import UnionType
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, NotRequired, Union, get_args, get_origin
 
 import orjson
-from pydantic import BaseModel, StringConstraints, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, StringConstraints, TypeAdapter, ValidationError
+from typing_extensions import TypedDict
 
 from schemas.envelope import CloudEvent, UtcDatetime
 from schemas.event_types import INPUT_TYPES, EventType
@@ -70,6 +72,10 @@ def _is_text(annotation: Any, metadata: Sequence[Any] = ()) -> bool:
     )
 
 
+_PLAIN_CONFIG = frozenset({"frozen", "extra", "title"})
+"""Model options that change nothing in how a text field validates."""
+
+
 @functools.cache
 def _text_fields(event_type: EventType) -> tuple[str, ...] | None:
     """The data model's fields, in order, when all of them are text that is
@@ -79,9 +85,8 @@ def _text_fields(event_type: EventType) -> tuple[str, ...] | None:
     config = model.model_config
     decorators = model.__pydantic_decorators__
     if (
-        config.get("str_strip_whitespace")
-        or config.get("str_to_lower")
-        or config.get("str_to_upper")
+        not config.keys() <= _PLAIN_CONFIG
+        or config.get("extra") != "forbid"
         or decorators.field_validators
         or decorators.model_validators
         or decorators.field_serializers
@@ -104,9 +109,43 @@ def _text_fields(event_type: EventType) -> tuple[str, ...] | None:
     return tuple(names)
 
 
-def _time_text(value: str) -> str | None:
+@functools.cache
+def _text_adapter(event_type: EventType) -> TypeAdapter[list[dict[str, Any]]] | None:
+    """For a model of text fields (`_text_fields`): the same fields and rules
+    as a TypedDict (unknown keys refused). pydantic-core then checks each
+    payload without making a model instance per event, and gives back a dict
+    of the given fields in the model's order, as the model would dump them
+    (with the nulls still in). None for other models."""
+    fields = _text_fields(event_type)
+    if fields is None:
+        return None
+    model = _data_model(event_type)
+    annotations: dict[str, Any] = {}
+    for name in fields:
+        info = model.model_fields[name]
+        annotation = (
+            Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+        )
+        annotations[name] = annotation if info.is_required() else NotRequired[annotation]
+    make_typed_dict: Any = TypedDict  # (mypy wants a literal name)
+    typed = make_typed_dict(f"{model.__name__}Fields", annotations)
+    typed.__pydantic_config__ = ConfigDict(extra="forbid")
+    shape: Any = list.__class_getitem__(typed)  # list[typed]
+    adapter: TypeAdapter[list[dict[str, Any]]] = TypeAdapter(shape)
+    return adapter
+
+
+def _without_nulls(payloads: list[Any]) -> list[Any]:
+    """What `exclude_none` leaves of validated payloads (in place; nulls are rare)."""
+    for index, payload in enumerate(payloads):
+        if None in payload.values():
+            payloads[index] = {name: value for name, value in payload.items() if value is not None}
+    return payloads
+
+
+def _time_text(value: str) -> bytes | None:
     try:
-        return utc_text(_TIME.validate_python(value))
+        return utc_text(_TIME.validate_python(value)).encode()
     except ValidationError:
         return None  # build_event says why
 
@@ -121,8 +160,10 @@ def build_records(
 ) -> list[Record | Invalid]:
     """Each item as the record `build_event` + `encode_event` make of it, or why not."""
     received = utc_text(received_at)
+    received_bytes = received.encode()
     built: list[Record | Invalid | None] = [None] * len(items)
-    by_type: dict[EventType, list[tuple[int, str, str, str]]] = {}
+    # per type: (index, id, lead id, time as bytes) of its items, and their data
+    by_type: dict[EventType, tuple[list[tuple[int, str, str, bytes]], list[Any]]] = {}
     fast = len(source) <= _MAX_SOURCE_CHARS
     types, lead_ids, known = _TYPES, _LEAD_ID.fullmatch, _ITEM_FIELDS
     for index, item in enumerate(items):
@@ -135,10 +176,11 @@ def build_records(
             lead_id = item.get("lead_id")
             given_id = item.get("id")
             given_time = item.get("time")
+            data = item.get("data")
             if (
                 event_type is not None
                 and type(lead_id) is str
-                and type(item.get("data")) is dict
+                and type(data) is dict
                 and (
                     given_id is None
                     or (type(given_id) is str and 0 < len(given_id) <= _MAX_ID_CHARS)
@@ -146,62 +188,80 @@ def build_records(
                 and lead_ids(lead_id)
             ):
                 if given_time is None:
-                    time: str | None = received
+                    time: bytes | None = received_bytes
                 elif type(given_time) is str:
                     time = _time_text(given_time)
                 else:
                     time = None
                 if time is not None:
                     event_id = given_id or content_id("ev", source, item)
-                    entries = by_type.get(event_type)
-                    if entries is None:
-                        entries = by_type[event_type] = []
-                    entries.append((index, event_id, lead_id, time))
+                    group = by_type.get(event_type)
+                    if group is None:
+                        group = by_type[event_type] = ([], [])
+                    group[0].append((index, event_id, lead_id, time))
+                    group[1].append(data)
                     continue
         built[index] = _one(item, source, received_at)
-    for event_type, entries in by_type.items():
-        adapter = _data_adapter(event_type)
-        datas = [items[index]["data"] for index, *_ in entries]
-        fields = _text_fields(event_type)
-        try:
-            valid = adapter.validate_python(datas)
-            if fields is None:
-                dumped = adapter.dump_python(valid, mode="json", exclude_none=True)
-            else:  # the same, without a second pass through pydantic
-                dumped = [
-                    {name: data[name] for name in fields if data.get(name) is not None}
-                    for data in datas
-                ]
-        except ValidationError:  # find the bad ones; the rest stay on the fast path
-            dumped: list[dict[str, Any] | None] = []  # type: ignore[no-redef]
-            for data in datas:
-                try:
-                    dumped.append(
-                        adapter.dump_python(
-                            adapter.validate_python([data]), mode="json", exclude_none=True
-                        )[0]
-                    )
-                except ValidationError:
-                    dumped.append(None)
+    # The record value as encode_event writes it, from pieces (tests compare
+    # the bytes): the id and the data go through orjson; a lead id (checked
+    # above), the time texts, the type and the JSON of the source need no escaping.
+    dumps, join, new = orjson.dumps, b"".join, tuple.__new__  # new: Record(...) minus its checks
+    head = b'{"specversion":"1.0","id":'
+    middle = b',"source":' + dumps(source) + b',"type":"'
+    end = (
+        b'","datacontenttype":"application/json","receivedat":"' + received.encode() + b'","data":'
+    )
+    for event_type, (entries, datas) in by_type.items():
+        dumped = _valid_data(event_type, datas)
         type_name = event_type.value
-        dumps, make = orjson.dumps, Record._make  # _make: half the cost of Record(...)
+        to_subject = middle + type_name.encode() + b'","subject":"'
         for (index, event_id, lead_id, time), data in zip(entries, dumped, strict=True):
             if data is None:
                 built[index] = _one(items[index], source, received_at)
                 continue
-            # records.event_json without bot, inlined (one call less per event)
-            value = dumps(
-                {
-                    "specversion": "1.0",
-                    "id": event_id,
-                    "source": source,
-                    "type": type_name,
-                    "subject": lead_id,
-                    "time": time,
-                    "datacontenttype": "application/json",
-                    "receivedat": received,
-                    "data": data,
-                }
+            key = lead_id.encode()
+            value = join(
+                (
+                    head,
+                    dumps(event_id),
+                    to_subject,
+                    key,
+                    b'","time":"',
+                    time,
+                    end,
+                    dumps(data),
+                    b"}",
+                )
             )
-            built[index] = make((event_id, type_name, lead_id.encode(), value, None, None))
+            built[index] = new(Record, (event_id, type_name, key, value, None, None))
     return [entry for entry in built if entry is not None]
+
+
+def _valid_data(event_type: EventType, datas: list[Any]) -> list[dict[str, Any] | None]:
+    """The `data` payloads as the type's model dumps them (mode json, no
+    nulls), None for each one the model refuses (build_event says why)."""
+    text = _text_adapter(event_type)
+    adapter = text or _data_adapter(event_type)
+    try:
+        valid: list[Any] = adapter.validate_python(datas)
+    except ValidationError:  # find the bad ones; the rest stay on the fast path
+        return [_valid_one(event_type, data) for data in datas]
+    if text is not None:  # the same as dumping the model, without a second pass
+        return _without_nulls(valid)
+    dumped: list[Any] = adapter.dump_python(valid, mode="json", exclude_none=True)
+    return dumped
+
+
+def _valid_one(event_type: EventType, data: Any) -> dict[str, Any] | None:
+    text = _text_adapter(event_type)
+    try:
+        if text is not None:
+            payload: dict[str, Any] = _without_nulls(text.validate_python([data]))[0]
+            return payload
+        adapter = _data_adapter(event_type)
+        dumped: list[dict[str, Any]] = adapter.dump_python(
+            adapter.validate_python([data]), mode="json", exclude_none=True
+        )
+        return dumped[0]
+    except ValidationError:
+        return None

@@ -7,6 +7,7 @@ can ping the cluster for /readyz.
 """
 
 import asyncio
+import operator
 import random
 import time
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ MAX_BATCH_BYTES = 1_048_576
 MAX_RECORD_BYTES = MAX_BATCH_BYTES - 1024
 """Larger records are refused before sending (the broker's default limit is ~1 MiB
 per batch); the batch and record headers fit in the rest."""
+_KEY, _VALUE = operator.attrgetter("key"), operator.attrgetter("value")
 
 
 class KeyHashes:
@@ -76,9 +78,9 @@ def fill(batch: BatchBuilder, records: Sequence[Record], start: int) -> int:
         return len(records)
     headers: list[tuple[str, bytes]] = []
     append, offset = builder.append, 0
-    for index in range(start, len(records)):
-        record = records[index]
-        if append(offset, None, key=record.key, value=record.value, headers=headers) is None:
+    for record in records[start:] if start else records:
+        # (offset, timestamp, key, value, headers), positional: keywords cost more
+        if append(offset, None, record.key, record.value, headers) is None:
             batch.close()
             break
         offset += 1
@@ -197,7 +199,14 @@ class IngestKafkaPublisher:
         hashes = self._hashes
         known = hashes.known  # partition_of, inlined: two calls less per record
         for topic, records, done in waiting:
-            too_large = [r for r in records if len(r.value) + len(r.key or b"") > MAX_RECORD_BYTES]
+            # all of them together fit in one record (the common case): none is too large
+            values = sum(map(len, map(_VALUE, records)))
+            if values + sum(map(len, filter(None, map(_KEY, records)))) <= MAX_RECORD_BYTES:
+                too_large = None
+            else:
+                too_large = [
+                    r for r in records if len(r.value) + len(r.key or b"") > MAX_RECORD_BYTES
+                ]
             if too_large:
                 refused[id(done)] = MessageSizeTooLargeError(
                     f"a record of {len(too_large[0].value)} bytes"

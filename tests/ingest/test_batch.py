@@ -6,10 +6,12 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
 
 from schemas.codec import decode_event, encode_event
 from schemas.envelope import CloudEvent
-from services.ingest.batch import build_records
+from schemas.event_types import INPUT_TYPES, EventType
+from services.ingest.batch import _data_model, _text_adapter, _valid_one, build_records
 from services.ingest.incoming import Invalid, build_event
 from services.ingest.records import Record, utc_text
 
@@ -163,3 +165,59 @@ def items(draw: st.DrawFn) -> Any:
 @given(st.lists(items(), max_size=12))
 def test_any_batch_gives_what_the_per_item_path_gives(batch: list[Any]) -> None:
     assert_same(batch)
+
+
+TEXT_TYPES = [t for t in INPUT_TYPES if _text_adapter(t) is not None]
+
+
+def test_text_models_are_checked_as_typed_dicts_only_when_all_fields_are_text() -> None:
+    assert EventType.PAGE_VIEWED in TEXT_TYPES
+    assert EventType.FORM_SUBMITTED in TEXT_TYPES
+    assert _text_adapter(EventType.LEAD_UPDATED) is None  # attributes: not plain text
+    assert _text_adapter(EventType.CRM_STATUS_CHANGED) is None  # an enum
+
+
+payload_values = st.one_of(
+    st.text(max_size=6),
+    st.none(),
+    st.integers(-5, 5),
+    st.booleans(),
+    st.just(""),
+    st.just("x" * 257),
+    st.just("x" * 1025),
+    st.just("x" * 4097),
+    st.lists(st.text(max_size=3), max_size=2),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from(TEXT_TYPES),
+    st.one_of(
+        st.dictionaries(
+            st.one_of(
+                st.sampled_from(["url", "referrer", "title", "anonymous_id", "form_id"]),
+                st.sampled_from(["form_type", "email_id", "campaign_id", "asset_id", "extra"]),
+                st.sampled_from(["asset_type", "target", "x"]),
+            ),
+            payload_values,
+            max_size=5,
+        ),
+        st.none(),
+        st.lists(st.integers(), max_size=2),
+    ),
+)
+def test_a_typed_dict_accepts_and_dumps_what_the_model_does(
+    event_type: EventType, payload: Any
+) -> None:
+    model = TypeAdapter(list[_data_model(event_type)])  # type: ignore[misc]
+    try:
+        want: Any = model.dump_python(
+            model.validate_python([payload]), mode="json", exclude_none=True
+        )[0]
+    except ValidationError:
+        want = None
+    got = _valid_one(event_type, payload)
+    assert got == want
+    if got is not None:  # same keys in the same order: the same JSON bytes
+        assert list(got) == list(want)
