@@ -26,11 +26,11 @@ from schemas.codec import decode_event, encode_event, encode_key
 from schemas.data import HandoffRequestedData
 from schemas.envelope import CloudEvent
 from schemas.topics import EVENTS, HANDOFFS, SEGMENTS
+from services.common.gc_tuning import tune_gc
 from services.common.kafka_settings import KafkaSettings
 from services.common.logging import configure_logging
 from services.common.topics import TopicSpec, delete_topics, ensure_topics, topic_specs
 from services.scorer.core import apply_event
-from services.scorer.gc_tuning import tune_gc
 from services.scorer.in_flight import Encoded
 from services.scorer.memory import MemoryTable
 from services.scorer.metrics import ScorerMetrics
@@ -374,7 +374,7 @@ async def main() -> None:
             "brought from every partition as one batch. Start to end includes the worker's",
             "process start, group join, changelog creation and recovery.",
             "Both the worker and this process use the same GC settings",
-            "(services/scorer/gc_tuning.py). The worker logs at INFO (a JSON line per batch",
+            "(services/common/gc_tuning.py). The worker logs at INFO (a JSON line per batch",
             "with hand-offs, to a file); the bare loop logs nothing.",
             f"CPU time per event over the steady part: {worker.cpu_us:.0f} us in the worker",
             f"process (utime + stime from /proc), {bare.cpu_us:.0f} us in the bare loop's process",

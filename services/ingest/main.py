@@ -1,36 +1,17 @@
 """`hotlead ingest`: build the settings and the producer once, run the app with uvicorn."""
 
 import asyncio
-import gc
 import logging
 from typing import Any
 
 import uvicorn
 
+from services.common.gc_tuning import tune_gc
 from services.common.logging import configure_logging
 from services.ingest.app import create_app
 from services.ingest.kafka import IngestKafkaPublisher
 from services.ingest.server import coalescing
 from services.ingest.settings import IngestSettings
-
-GEN0_THRESHOLD = 50_000
-"""Net container allocations between young collections (CPython's default: 700)."""
-
-
-def tune_gc() -> None:
-    """Collect young objects rarely, and never rescan what start-up made.
-
-    A /v1/events batch makes hundreds of short-lived dicts and tuples (the
-    parsed items, records, answers); with CPython's default thresholds the
-    cyclic collector runs every 700 allocations and keeps rescanning the
-    long-lived heap (FastAPI, pydantic schemas, aiokafka): 4-5 us per event
-    measured in-process. Requests create no reference cycles that matter,
-    reference counting frees them. (The scorer does the same, for the same reason.)
-    """
-    gc.collect()
-    gc.freeze()
-    _, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(GEN0_THRESHOLD, gen1, gen2)
 
 
 def server_config(app: Any, *, host: str, port: int, http: str) -> uvicorn.Config:

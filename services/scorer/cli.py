@@ -4,9 +4,9 @@ import argparse
 import logging
 import sys
 
+from services.common.gc_tuning import tune_gc
 from services.common.logging import configure_logging
 from services.scorer.explain import describe_rules
-from services.scorer.gc_tuning import tune_gc
 from services.scorer.rules import load_rules
 from services.scorer.settings import ScorerSettings
 
