@@ -203,21 +203,7 @@ def handoff_requested(
         ]
         data = _model(
             HandoffRequestedData,
-            {
-                "handoff_id": handoff_id,
-                "lead_id": lead_id,
-                "sequence": state.handoffs,
-                "reason": reason,
-                "score": score.score,
-                "fit": score.fit,
-                "engagement": score.engagement,
-                "segment": segment_of(score.score, rules),
-                "breakdown": breakdown,
-                "lead": lead,
-                "trigger_event_id": event.id,
-                "trigger_event_time": event.time,
-                "rules_version": rules.version,
-            },
+            _handoff_data(state, handoff_id, reason, score, rules, event, breakdown, lead),
             set(_HANDOFF_FIELDS),
             None,
         )
@@ -230,20 +216,44 @@ def handoff_requested(
             "source": SOURCE,
             "subject": lead_id,
             "time": event.time,
-            "data": {
-                "handoff_id": handoff_id,
-                "lead_id": lead_id,
-                "sequence": state.handoffs,
-                "reason": reason,
-                "score": score.score,
-                "fit": score.fit,
-                "engagement": score.engagement,
-                "segment": segment_of(score.score, rules),
-                "breakdown": [item.to_dict() for item in score.items],
-                "lead": attributes,
-                "trigger_event_id": event.id,
-                "trigger_event_time": event.time,
-                "rules_version": rules.version,
-            },
+            "data": _handoff_data(
+                state,
+                handoff_id,
+                reason,
+                score,
+                rules,
+                event,
+                [item.to_dict() for item in score.items],
+                attributes,
+            ),
         }
     )
+
+
+def _handoff_data(
+    state: LeadState,
+    handoff_id: str,
+    reason: HandoffReason,
+    score: Score,
+    rules: Rules,
+    event: CloudEvent,
+    breakdown: object,
+    lead: object,
+) -> dict[str, Any]:
+    """A hand-off's data fields, for the direct build (models) and the validated one
+    (plain values): one list of fields, so the two can never differ."""
+    return {
+        "handoff_id": handoff_id,
+        "lead_id": state.lead_id,
+        "sequence": state.handoffs,
+        "reason": reason,
+        "score": score.score,
+        "fit": score.fit,
+        "engagement": score.engagement,
+        "segment": segment_of(score.score, rules),
+        "breakdown": breakdown,
+        "lead": lead,
+        "trigger_event_id": event.id,
+        "trigger_event_time": event.time,
+        "rules_version": rules.version,
+    }
