@@ -40,12 +40,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from benchmarks.report import free_port
 from schemas.topics import EVENTS
 from services.common.kafka_settings import KafkaSettings
-from services.common.topics import delete_topics, ensure_topics, topic_specs
+from services.common.topics import delete_topics, ensure_topics, topic_partitions, topic_specs
 from services.ingest.tokens import Keyring, TokenClaims, TokenKind, mint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -153,11 +153,7 @@ async def topic_size(bootstrap: str, topic: str) -> int:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in partitions]
+        tps = await topic_partitions(consumer, topic)
         ends = await consumer.end_offsets(tps)
         return sum(ends.values())
     finally:

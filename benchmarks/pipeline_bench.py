@@ -17,11 +17,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from benchmarks.loadgen import LoadSpec, percentile
 from benchmarks.proc_cpu import Group, cpu_used, listening_pid, machine_busy_s, snapshot
 from benchmarks.receiver import Receiver
+from services.common.topics import topic_partitions
 
 
 @dataclass(frozen=True)
@@ -43,11 +44,7 @@ async def record_times(bootstrap: str, topic: str) -> dict[str, int]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions is None:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        tps = await topic_partitions(consumer, topic)
         if not tps:
             return {}
         consumer.assign(tps)

@@ -3,11 +3,12 @@
 import asyncio
 from collections.abc import Awaitable
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
 from services.common.errors import KafkaUnavailableError
 from services.common.publisher import KafkaPublisher
+from services.common.topics import topic_partitions
 from services.handoff.state import Record
 
 
@@ -47,11 +48,7 @@ async def read_keyed_topic(bootstrap: str, topic: str) -> list[Record]:
         await consumer.stop()
         raise KafkaUnavailableError(bootstrap, exc) from exc
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions is None:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        tps = await topic_partitions(consumer, topic)
         if not tps:
             return []
         consumer.assign(tps)

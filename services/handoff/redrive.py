@@ -10,7 +10,7 @@ redrive consumer group, so a second run replays only new dead letters.
 import time
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import OffsetAndMetadata
 
 from schemas.codec import EventDecodeError, decode_event
@@ -18,6 +18,7 @@ from schemas.data import HandoffRequestedData
 from schemas.events import HandoffDeadLettered, HandoffRequested
 from schemas.topics import DLQ, HANDOFFS
 from services.common.publisher import Publisher
+from services.common.topics import topic_partitions
 from services.handoff.settings import HandoffSettings
 
 SOURCE = "/handoff/redrive"
@@ -56,12 +57,7 @@ async def redrive(
     await consumer.start()
     try:
         topic = settings.topic(DLQ)
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not tps:
-            await consumer._client.force_metadata_update()
-            tps = [
-                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
-            ]
+        tps = await topic_partitions(consumer, topic)
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
         latest: dict[str, HandoffRequestedData] = {}
