@@ -1,8 +1,11 @@
 """The delivery logic with in-memory parts (the Kafka and HTTP shells are tested apart)."""
 
+import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
 from schemas.data import OutcomeStep
+from schemas.envelope import CloudEvent
 from schemas.events import HandoffDeadLettered, HandoffOutcome
 from schemas.topics import ASSIGNMENTS, DLQ, HANDOFF_OUTCOMES, HANDOFF_PROGRESS
 from services.common.kafka_settings import KafkaSettings
@@ -168,3 +171,28 @@ async def test_a_redriven_handoff_gets_a_fresh_set_of_attempts() -> None:
     assert len(parts.flaky.messages) == 1
     dead = [e for e in parts.publisher.on(DLQ) if isinstance(e, HandoffDeadLettered)]
     assert [d.data.attempts for d in dead] == [3]
+
+
+@dataclass
+class QueueingPublisher(MemoryPublisher):
+    """Queues like the Kafka producer: kept at once, acknowledged when awaited."""
+
+    acked: list[str] = field(default_factory=list)
+
+    async def enqueue_event(self, topic: str, event: CloudEvent) -> Awaitable[None]:
+        self.published.append((topic, event))
+
+        async def ack() -> None:
+            await asyncio.sleep(0)
+            self.acked.append(event.id)
+
+        return ack()
+
+
+async def test_outcomes_are_queued_in_order_and_acknowledged_before_the_delivery_ends() -> None:
+    parts = Parts(publisher=QueueingPublisher())
+    assert await parts.deliverer().deliver(handoff_event("l1")) is Result.DELIVERED
+    assert parts.steps() == [OutcomeStep.ASSIGNED, OutcomeStep.CRM_SYNCED, OutcomeStep.NOTIFIED]
+    publisher = parts.publisher
+    assert isinstance(publisher, QueueingPublisher)
+    assert publisher.acked == [e.id for e in publisher.on(HANDOFF_OUTCOMES)]
