@@ -114,6 +114,9 @@ def build_notifier(
     return ConsoleNotifier()
 
 
+HANDOFF_FETCH_MIN_BYTES = 1 << 16
+"""With HOTLEAD_HANDOFF_FETCH_WAIT_MS: the broker answers once this much is there (tens
+of hand-offs) or the wait is over."""
 FEEDBACK_FETCH_MIN_BYTES = 1 << 20
 """The broker answers a feedback fetch once this much is there or the wait is over."""
 
@@ -218,7 +221,13 @@ async def run_handoff(
             lookup_before_repost=settings.slack_lookup_before_repost
             and isinstance(notifier, SlackWebApiNotifier),
         )
-        handoffs = _consumer(settings, HANDOFFS, settings.handoff_group_id)
+        handoffs = _consumer(
+            settings,
+            HANDOFFS,
+            settings.handoff_group_id,
+            fetch_wait_ms=settings.handoff_fetch_wait_ms or 500,
+            fetch_min_bytes=HANDOFF_FETCH_MIN_BYTES if settings.handoff_fetch_wait_ms else 1,
+        )
         # The event log is kept forever: a new feedback group starts at its end (statuses
         # from before the first start concern no hand-off this service made).
         # ... and is mostly behaviour, skipped: fetched in large, less frequent batches
