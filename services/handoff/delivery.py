@@ -351,10 +351,17 @@ class Deliverer:
         topic = self.kafka.topic(HANDOFF_OUTCOMES)
         while held:
             event = held.pop(0)
-            if self._queue is not None:
-                pending.append(await self._queue.enqueue_event(topic, event))
-            else:
+            if self._queue is None:
                 pending.append(asyncio.ensure_future(self.publisher.publish(topic, event)))
+                continue
+            try:
+                pending.append(await self._queue.enqueue_event(topic, event))
+            except Exception as exc:  # noqa: BLE001 (surfaces with the acknowledgements)
+                # like a failed publish in the background: it must not stop the steps
+                # between the alert and its progress record, and fails the delivery at its end
+                failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                failed.set_exception(exc)
+                pending.append(failed)
 
     async def _dead_letter(
         self,
