@@ -124,6 +124,62 @@ async def behaviour(producer: AIOKafkaProducer, topic: str, rate: float, seconds
     await asyncio.gather(*sends)
 
 
+async def feedback_cost(bootstrap: str, prefix: str, partitions: int, events: int) -> float:
+    """CPU microseconds per event read by the feedback reader (the service's consumer
+    settings and FeedbackConsumer, in this process, time.process_time): `events` page
+    views are written to the event log first, then read to its end."""
+    from services.handoff.assignment_config import DEFAULT_ASSIGNMENT
+    from services.handoff.consumer import FeedbackConsumer
+    from services.handoff.service import FEEDBACK_FETCH_MIN_BYTES, _consumer
+    from services.handoff.settings import HandoffSettings
+    from services.handoff.state import (
+        AssignmentBook,
+        AssignmentState,
+        MemoryKeyedStore,
+        ProgressBook,
+    )
+
+    settings = HandoffSettings(
+        kafka_bootstrap=bootstrap, topic_prefix=prefix, partitions=partitions
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        await behaviour(producer, settings.topic(EVENTS), events, 1.0)
+    finally:
+        await producer.stop()
+    consumer = _consumer(
+        settings, EVENTS, f"bench-feedback-{uuid.uuid4().hex[:6]}",
+        fetch_wait_ms=settings.feedback_fetch_wait_ms, fetch_min_bytes=FEEDBACK_FETCH_MIN_BYTES,
+    )  # fmt: skip
+    await consumer.start()
+    store = MemoryKeyedStore()
+    reader = FeedbackConsumer(
+        consumer,
+        AssignmentBook(DEFAULT_ASSIGNMENT, AssignmentState({}, {}), store, "a"),
+        ProgressBook(store, "p"),
+    )
+    stop = asyncio.Event()
+    try:
+        while not consumer.assignment():
+            await consumer.getmany(timeout_ms=100)  # joins the group (nothing read yet)
+        ends = await consumer.end_offsets(list(consumer.assignment()))
+        await consumer.seek_to_beginning()
+        cpu = time.process_time()
+        running = asyncio.ensure_future(reader.run(stop))
+        while True:
+            positions = [await consumer.position(tp) for tp in ends]
+            if all(p >= e for p, e in zip(positions, ends.values(), strict=True)):
+                break
+            await asyncio.sleep(0.05)
+        used = time.process_time() - cpu
+        stop.set()
+        await running
+    finally:
+        await consumer.stop()
+    return used / events * 1e6
+
+
 async def offer(
     producer: AIOKafkaProducer, topic: str, run: str, rate: float, seconds: float
 ) -> tuple[dict[str, int], int]:
@@ -179,7 +235,11 @@ def write_doc(lines: list[str], seconds: float) -> None:
 
 
 async def main(
-    rates: list[float], seconds: float, partitions: int, events_per_s: float = 0.0
+    rates: list[float],
+    seconds: float,
+    partitions: int,
+    events_per_s: float = 0.0,
+    feedback_events: int = 0,
 ) -> list[str]:
     bootstrap = os.environ.get("HOTLEAD_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
     run = uuid.uuid4().hex[:6]
@@ -221,6 +281,11 @@ async def main(
         await asyncio.sleep(3)
         lines = list(HEADER)
         print(*lines, sep="\n")
+        if feedback_events:
+            micros = await feedback_cost(bootstrap, kafka.topic_prefix, partitions, feedback_events)
+            print(
+                f"feedback reader: {micros:.1f} CPU us per event read ({feedback_events:,} events)"
+            )
         pid = supervisor.children[0].process.pid
         for number, rate in enumerate(rates):
             cpu, steps = cpu_seconds(pid), await step_means(port)
@@ -264,8 +329,16 @@ if __name__ == "__main__":
     parser.add_argument(
         "--events-per-s", type=float, default=0.0, help="page views on the event log meanwhile"
     )
+    parser.add_argument(
+        "--feedback-events",
+        type=int,
+        default=0,
+        help="first measure the feedback reader's CPU per event read over this many page views",
+    )
     args = parser.parse_args()
-    rates = [float(r) for r in args.rates.split(",")]
-    lines = asyncio.run(main(rates, args.seconds, args.partitions, args.events_per_s))
+    rates = [float(r) for r in args.rates.split(",") if r]
+    lines = asyncio.run(
+        main(rates, args.seconds, args.partitions, args.events_per_s, args.feedback_events)
+    )
     if not args.no_doc:
         write_doc(lines, args.seconds)

@@ -5,8 +5,9 @@ returned `publish()` means the cluster has the record. `MemoryPublisher`
 keeps what it was given, for unit tests of pure code.
 """
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -26,15 +27,24 @@ class KafkaPublisher:
     """Durable writes: acks=all, idempotent, keyed by lead id."""
 
     def __init__(
-        self, bootstrap: str, *, linger_ms: int = 2, request_timeout_ms: int = 10_000
+        self,
+        bootstrap: str,
+        *,
+        linger_ms: int = 2,
+        request_timeout_ms: int = 10_000,
+        partitioner: Callable[[bytes | None, Sequence[int], Sequence[int]], int] | None = None,
     ) -> None:
+        """`partitioner`: aiokafka's partitioner protocol (key, all partitions, available
+        ones -> partition); None keeps aiokafka's default (murmur2 of the key)."""
         self.bootstrap = bootstrap
+        extra: dict[str, Any] = {} if partitioner is None else {"partitioner": partitioner}
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap,
             acks="all",
             enable_idempotence=True,
             linger_ms=linger_ms,
             request_timeout_ms=request_timeout_ms,
+            **extra,
         )
 
     async def start(self) -> None:

@@ -8,12 +8,14 @@ hand-off is written to the dead-letter topic with the error and attempts.
 """
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Protocol, runtime_checkable
 
 from schemas.data import (
     HandoffDeadLetteredData,
@@ -21,6 +23,7 @@ from schemas.data import (
     HandoffRequestedData,
     OutcomeStep,
 )
+from schemas.envelope import CloudEvent
 from schemas.events import HandoffDeadLettered, HandoffOutcome, HandoffRequested
 from schemas.topics import DLQ, HANDOFF_OUTCOMES
 from services.common.kafka_settings import KafkaSettings
@@ -33,10 +36,19 @@ from services.handoff.notify import Notifier
 from services.handoff.progress import HandoffProgress, Status, Step, needs_delivery, next_step
 from services.handoff.retry import GiveUp, RetryPolicy, decide
 from services.handoff.slack_message import build_alert, lead_summary
-from services.handoff.state import AssignmentBook, ProgressBook
+from services.handoff.state import AssignmentBook, Durable, ProgressBook, all_durable
 
 SOURCE = "/handoff"
 log = get_logger(__name__)
+_stdlib_log = logging.getLogger(__name__)
+"""Asked before an info line: structlog runs its processors even for a dropped line."""
+
+
+@runtime_checkable
+class EventQueue(Protocol):
+    """A publisher that can queue an event and be awaited for it later (the Kafka one)."""
+
+    async def enqueue_event(self, topic: str, event: CloudEvent) -> Awaitable[None]: ...
 
 
 class Result(StrEnum):
@@ -65,8 +77,20 @@ class Deliverer:
     rand: Callable[[], float] = random.random
     lookup_before_repost: bool = True
     """Record that a post is starting, so a later attempt looks the alert up first."""
-    _outcomes: dict[str, list["asyncio.Task[None]"]] = field(default_factory=dict, repr=False)
+    _outcomes: dict[str, list[Durable]] = field(default_factory=dict, repr=False)
     _held: dict[str, list[HandoffOutcome]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        # label lookups once, not per hand-off
+        self._step_metrics = {
+            step: (
+                self.metrics.step_seconds.labels(step.value),
+                self.metrics.steps.labels(step.value),
+            )
+            for step in Step
+        }
+        self._delivered = self.metrics.handoffs.labels("delivered")
+        self._queue = self.publisher if isinstance(self.publisher, EventQueue) else None
 
     async def deliver(self, event: HandoffRequested, redrive: int = 0) -> Result:
         handoff = event.data
@@ -93,7 +117,7 @@ class Deliverer:
                 )
             )
         self.metrics.in_flight.inc()
-        outcomes: list[asyncio.Task[None]] = []
+        outcomes: list[Durable] = []
         self._outcomes[handoff.handoff_id] = outcomes
         self._held[handoff.handoff_id] = []
         try:
@@ -101,17 +125,21 @@ class Deliverer:
         finally:
             # Outcome events leave in the background, off the path to the alert;
             # they are all acknowledged before this hand-off counts as dealt with.
-            self._release(handoff.handoff_id)
-            del self._outcomes[handoff.handoff_id], self._held[handoff.handoff_id]
-            await asyncio.gather(*outcomes)
-            self.metrics.in_flight.dec()
+            try:
+                await self._release(handoff.handoff_id)
+            finally:
+                del self._outcomes[handoff.handoff_id], self._held[handoff.handoff_id]
+                try:
+                    await all_durable(outcomes)
+                finally:
+                    self.metrics.in_flight.dec()
 
     async def _attempts(self, handoff: HandoffRequestedData, progress: HandoffProgress) -> Result:
         while True:
             started = self.now()
             try:
                 await self._run_steps(handoff, progress)
-                self.metrics.handoffs.labels("delivered").inc()
+                self._delivered.inc()
                 return Result.DELIVERED
             except Exception as exc:  # noqa: BLE001 (every failure goes to the policy or the DLQ)
                 progress = self.progress.get(handoff.handoff_id) or progress
@@ -152,8 +180,9 @@ class Deliverer:
                 progress = await self._crm_activity(self.crm, handoff, progress, began)
             else:
                 progress = await self._notify(handoff, progress)
-            self.metrics.step_seconds.labels(step.value).observe(self.monotonic() - began)
-            self.metrics.steps.labels(step.value).inc()
+            seconds, count = self._step_metrics[step]
+            seconds.observe(self.monotonic() - began)
+            count.inc()
         if progress.status is not Status.DELIVERED:
             await self.progress.save(progress.model_copy(update={"status": Status.DELIVERED}))
 
@@ -269,13 +298,14 @@ class Deliverer:
         progress = await self.progress.save(progress)
         self.metrics.unrecorded_post_seconds.observe(self.monotonic() - accepted)
         self.metrics.trigger_to_slack_seconds.observe(max(since_trigger, 0.0))
-        log.info(
-            "handoff_delivered",
-            handoff_id=handoff.handoff_id,
-            lead_id=handoff.lead_id,
-            rep_id=progress.rep_id,
-            since_trigger_s=round(since_trigger, 3),
-        )
+        if _stdlib_log.isEnabledFor(logging.INFO):
+            log.info(
+                "handoff_delivered",
+                handoff_id=handoff.handoff_id,
+                lead_id=handoff.lead_id,
+                rep_id=progress.rep_id,
+                since_trigger_s=round(since_trigger, 3),
+            )
         return progress
 
     async def _outcome(
@@ -312,14 +342,26 @@ class Deliverer:
             return
         self._held[progress.handoff_id].append(event)
         if not hold:
-            self._release(progress.handoff_id)
+            await self._release(progress.handoff_id)
 
-    def _release(self, handoff_id: str) -> None:
-        """Start publishing the held outcomes of a delivery, oldest first."""
+    async def _release(self, handoff_id: str) -> None:
+        """Start publishing the held outcomes of a delivery, oldest first: queued on the
+        producer when it can (no task each), else each in a task of its own."""
         held, pending = self._held[handoff_id], self._outcomes[handoff_id]
         topic = self.kafka.topic(HANDOFF_OUTCOMES)
-        pending.extend(asyncio.ensure_future(self.publisher.publish(topic, e)) for e in held)
-        held.clear()
+        while held:
+            event = held.pop(0)
+            if self._queue is None:
+                pending.append(asyncio.ensure_future(self.publisher.publish(topic, event)))
+                continue
+            try:
+                pending.append(await self._queue.enqueue_event(topic, event))
+            except Exception as exc:  # noqa: BLE001 (surfaces with the acknowledgements)
+                # like a failed publish in the background: it must not stop the steps
+                # between the alert and its progress record, and fails the delivery at its end
+                failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                failed.set_exception(exc)
+                pending.append(failed)
 
     async def _dead_letter(
         self,

@@ -17,7 +17,6 @@ import httpx
 import uvicorn
 from aiokafka import AIOKafkaConsumer
 from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from schemas.topics import ASSIGNMENTS, EVENTS, HANDOFF_PROGRESS, HANDOFFS, REJECTED
 from services.common.errors import ConfigurationError
@@ -86,9 +85,12 @@ def build_crm(settings: HandoffSettings, client: httpx.AsyncClient) -> CrmClient
 
 def slack_session(settings: HandoffSettings) -> aiohttp.ClientSession:
     """One keep-alive session for every Slack call (slack-sdk opens a new session, and a
-    new connection, per call when it is given none)."""
+    new connection, per call when it is given none). Slack sets no cookies we need: a
+    dummy jar spares the cookie filtering of every request."""
     timeout = max(int(settings.http_timeout_s), 1)
-    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
+    return aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=timeout), cookie_jar=aiohttp.DummyCookieJar()
+    )
 
 
 def build_notifier(
@@ -106,16 +108,15 @@ def build_notifier(
         )
         return SlackWebApiNotifier(client, pacer, settings.slack_default_channel)
     if settings.slack_webhook_url is not None:
-        hook = AsyncWebhookClient(
-            settings.slack_webhook_url.get_secret_value(),
-            timeout=timeout,
-            retry_handlers=[],
-            session=session,
+        return SlackWebhookNotifier(
+            settings.slack_webhook_url.get_secret_value(), pacer, session, timeout_s=timeout
         )
-        return SlackWebhookNotifier(hook, pacer)
     return ConsoleNotifier()
 
 
+HANDOFF_FETCH_MIN_BYTES = 1 << 16
+"""With HOTLEAD_HANDOFF_FETCH_WAIT_MS: the broker answers once this much is there (tens
+of hand-offs) or the wait is over."""
 FEEDBACK_FETCH_MIN_BYTES = 1 << 20
 """The broker answers a feedback fetch once this much is there or the wait is over."""
 
@@ -220,7 +221,13 @@ async def run_handoff(
             lookup_before_repost=settings.slack_lookup_before_repost
             and isinstance(notifier, SlackWebApiNotifier),
         )
-        handoffs = _consumer(settings, HANDOFFS, settings.handoff_group_id)
+        handoffs = _consumer(
+            settings,
+            HANDOFFS,
+            settings.handoff_group_id,
+            fetch_wait_ms=settings.handoff_fetch_wait_ms or 500,
+            fetch_min_bytes=HANDOFF_FETCH_MIN_BYTES if settings.handoff_fetch_wait_ms else 1,
+        )
         # The event log is kept forever: a new feedback group starts at its end (statuses
         # from before the first start concern no hand-off this service made).
         # ... and is mostly behaviour, skipped: fetched in large, less frequent batches

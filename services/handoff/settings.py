@@ -104,4 +104,12 @@ class HandoffSettings(KafkaSettings):
         "fill it: the service reads every event to find the few status changes, and one fetch "
         "per few events cost more CPU than the hand-offs themselves.",
     )
+    handoff_fetch_wait_ms: int = Field(
+        default=0,
+        ge=0,
+        description="How long the broker may hold a fetch of the hand-off topic to gather "
+        "more hand-offs (0: answer as soon as one is there). Each fetch costs the service "
+        "about as much CPU as delivering a hand-off; a wait shares fetches between "
+        "hand-offs at low rates, and adds up to this much to the alert's latency.",
+    )
     handoff_log_level: str = Field(default="INFO", description="Log level of the service.")

@@ -1,4 +1,4 @@
-"""Slack through slack-sdk: Web API (chat.postMessage, threads) or an incoming webhook.
+"""Slack: the Web API through slack-sdk (chat.postMessage, threads), or an incoming webhook.
 
 Slack errors become the DeliveryError tree: HTTP 429 (with Retry-After) and
 5xx and `ratelimited` / `internal_error` are transient, bad tokens and
@@ -18,9 +18,9 @@ from datetime import datetime
 from typing import Any
 
 import aiohttp
+import orjson
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from services.common.logging import get_logger
 from services.handoff.errors import (
@@ -39,6 +39,7 @@ METADATA_TYPE = "hotlead_handoff"
 LOOKBACK_S = 60.0
 """Look this far before the first attempt (clock skew between us and Slack)."""
 MAX_PAGES = 5
+JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 log = get_logger(__name__)
 TRANSIENT_CODES = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
@@ -152,32 +153,64 @@ class SlackWebApiNotifier:
 
 
 class SlackWebhookNotifier:
-    """An incoming webhook: one fixed channel, no thread replies (follow-ups are new posts)."""
+    """An incoming webhook: one fixed channel, no thread replies (follow-ups are new posts).
+
+    A webhook is one JSON POST answered by `ok` (or an error text with a status), so it
+    is posted with aiohttp on the service's keep-alive session: slack-sdk's webhook
+    client adds no behaviour here (its retries are off) but costs about as much CPU
+    per post as the HTTP request itself (a stdlib JSON encode, a None-pruning copy of
+    the blocks, header dicts, a response object)."""
 
     name = "slack-webhook"
     threads = False
 
-    def __init__(self, client: AsyncWebhookClient, pacer: ChannelPacer) -> None:
-        self._client = client
+    def __init__(
+        self,
+        url: str,
+        pacer: ChannelPacer,
+        session: aiohttp.ClientSession | None = None,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self._url = url
         self._pacer = pacer
+        self._session = session
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
 
     async def post(
         self, channel: str | None, message: SlackMessage, thread_ts: str | None = None
     ) -> Posted:
         await self._pacer.wait("webhook")
+        body = orjson.dumps(
+            {
+                "text": message.text,
+                "blocks": message.blocks,
+                "unfurl_links": False,
+                "unfurl_media": False,
+            }
+        )
         try:
-            response = await self._client.send(
-                text=message.text, blocks=message.blocks, unfurl_links=False, unfurl_media=False
-            )
+            if self._session is not None and not self._session.closed:
+                status, retry_after, answer = await self._send(self._session, body)
+            else:  # no shared session: one for this post (what slack-sdk does)
+                async with aiohttp.ClientSession(timeout=self._timeout) as session:
+                    status, retry_after, answer = await self._send(session, body)
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise TransientDeliveryError(TARGET, f"{type(exc).__name__}: {exc}") from exc
-        if response.status_code != 200:
-            retry_after = response.headers.get("Retry-After") or response.headers.get("retry-after")
-            error = classify_status(TARGET, response.status_code, response.body[:200], retry_after)
+        if status != 200:
+            error = classify_status(TARGET, status, answer[:200], retry_after)
             if error.retry_after:
                 self._pacer.push_back("webhook", error.retry_after)
             raise error
         return Posted("webhook", None)
+
+    async def _send(
+        self, session: aiohttp.ClientSession, body: bytes
+    ) -> tuple[int, str | None, str]:
+        async with session.post(
+            self._url, data=body, headers=JSON_HEADERS, timeout=self._timeout
+        ) as response:
+            answer = (await response.read()).decode("utf-8", "replace")
+            return response.status, response.headers.get("Retry-After"), answer
 
     async def find(self, channel: str | None, handoff_id: str, since: datetime) -> Posted | None:
         return None  # an incoming webhook cannot read the channel

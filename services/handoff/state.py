@@ -35,6 +35,19 @@ Durable = Awaitable[None]
 """Completes once a write is durable."""
 
 
+async def all_durable(queued: Iterable[Durable]) -> None:
+    """Await every queued write, in order (no task each, unlike gather); the first
+    failure is raised once all of them have settled."""
+    failure: BaseException | None = None
+    for durable in queued:
+        try:
+            await durable
+        except Exception as exc:  # noqa: BLE001 (re-raised below, after the others)
+            failure = failure or exc
+    if failure is not None:
+        raise failure
+
+
 class KeyedStore(Protocol):
     async def put(self, topic: str, key: str, value: bytes | None) -> None:
         """Write `value` under `key` (None: delete) and return once it is durable."""
@@ -131,14 +144,14 @@ class AssignmentBook:
         async with self._lock:
             decision, state, change = assign(self.config, self.state, lead_id, lead)
             queued = await self._persist(state, change)
-        await asyncio.gather(*queued)
+        await all_durable(queued)
         return decision
 
     async def crm_status(self, lead_id: str, status: CrmStatus) -> None:
         async with self._lock:
             state, change = apply_crm_status(self.state, lead_id, status)
             queued = await self._persist(state, change)
-        await asyncio.gather(*queued)
+        await all_durable(queued)
 
 
 class ProgressBook:

@@ -14,9 +14,14 @@ from tests.handoff.samples import handoff_event
 pytestmark = pytest.mark.kafka
 
 
+@pytest.mark.parametrize("fetch_wait_ms", [0, 25])
 async def test_console_notifier_and_no_crm_when_nothing_is_configured(
-    kafka_settings: KafkaSettings, unique: str, capsys: pytest.CaptureFixture[str]
+    kafka_settings: KafkaSettings,
+    unique: str,
+    capsys: pytest.CaptureFixture[str],
+    fetch_wait_ms: int,
 ) -> None:
+    """Also with a fetch wait on the hand-off topic (fetches shared by hand-offs)."""
     settings = HandoffSettings(
         kafka_bootstrap=kafka_settings.kafka_bootstrap,
         topic_prefix=kafka_settings.topic_prefix,
@@ -24,6 +29,7 @@ async def test_console_notifier_and_no_crm_when_nothing_is_configured(
         events_partitions=3,
         handoff_group_id=f"handoff-{unique}",
         handoff_port=0,
+        handoff_fetch_wait_ms=fetch_wait_ms,
     )
     assert settings.crm == "none"
     assert settings.slack_bot_token is None

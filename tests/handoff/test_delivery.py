@@ -1,10 +1,16 @@
 """The delivery logic with in-memory parts (the Kafka and HTTP shells are tested apart)."""
 
+import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
+import pytest
+
 from schemas.data import OutcomeStep
+from schemas.envelope import CloudEvent
 from schemas.events import HandoffDeadLettered, HandoffOutcome
 from schemas.topics import ASSIGNMENTS, DLQ, HANDOFF_OUTCOMES, HANDOFF_PROGRESS
+from services.common.errors import KafkaUnavailableError
 from services.common.kafka_settings import KafkaSettings
 from services.common.publisher import MemoryPublisher
 from services.handoff.assignment_config import parse_assignment_config
@@ -168,3 +174,47 @@ async def test_a_redriven_handoff_gets_a_fresh_set_of_attempts() -> None:
     assert len(parts.flaky.messages) == 1
     dead = [e for e in parts.publisher.on(DLQ) if isinstance(e, HandoffDeadLettered)]
     assert [d.data.attempts for d in dead] == [3]
+
+
+@dataclass
+class QueueingPublisher(MemoryPublisher):
+    """Queues like the Kafka producer: kept at once, acknowledged when awaited."""
+
+    acked: list[str] = field(default_factory=list)
+    refuse: str | None = None
+    """An event id whose send fails at once (the producer's buffer full, say)."""
+
+    async def enqueue_event(self, topic: str, event: CloudEvent) -> Awaitable[None]:
+        if event.id == self.refuse:
+            raise KafkaUnavailableError("127.0.0.1:9", RuntimeError("buffer full"))
+        self.published.append((topic, event))
+
+        async def ack() -> None:
+            await asyncio.sleep(0)
+            self.acked.append(event.id)
+
+        return ack()
+
+
+async def test_outcomes_are_queued_in_order_and_acknowledged_before_the_delivery_ends() -> None:
+    parts = Parts(publisher=QueueingPublisher())
+    assert await parts.deliverer().deliver(handoff_event("l1")) is Result.DELIVERED
+    assert parts.steps() == [OutcomeStep.ASSIGNED, OutcomeStep.CRM_SYNCED, OutcomeStep.NOTIFIED]
+    publisher = parts.publisher
+    assert isinstance(publisher, QueueingPublisher)
+    assert publisher.acked == [e.id for e in publisher.on(HANDOFF_OUTCOMES)]
+
+
+async def test_an_outcome_refused_after_the_alert_still_lets_the_progress_be_recorded() -> None:
+    publisher = QueueingPublisher(refuse="ho-l1-1:notified:0:1")
+    parts = Parts(publisher=publisher)
+    deliverer = parts.deliverer()
+    with pytest.raises(KafkaUnavailableError):
+        await deliverer.deliver(handoff_event("l1"))
+    assert len(parts.flaky.messages) == 1
+    progress = deliverer.progress.get("ho-l1-1")
+    assert progress is not None
+    assert progress.status is Status.DELIVERED
+    # the redelivered record (the failure stopped the consumer) posts nothing again
+    assert await parts.deliverer().deliver(handoff_event("l1")) is Result.DUPLICATE
+    assert len(parts.flaky.messages) == 1

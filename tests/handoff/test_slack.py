@@ -3,9 +3,9 @@ import itertools
 import time
 from datetime import UTC, datetime
 
+import aiohttp
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from services.handoff.delivery import Result
 from services.handoff.errors import (
@@ -109,19 +109,38 @@ async def test_bursts_wait_for_their_slot_and_are_not_dropped(fake_slack: FakeSl
 
 
 async def test_incoming_webhook(fake_slack: FakeSlack) -> None:
-    client = AsyncWebhookClient(fake_slack.webhook_url, timeout=2, retry_handlers=[])
-    notifier = SlackWebhookNotifier(client, ChannelPacer(100, time.monotonic))
-    posted = await notifier.post(None, MESSAGE)
-    assert posted.ts is None
-    assert fake_slack.webhook_posts[0]["blocks"] == MESSAGE.blocks
-    fake_slack.script(
-        "/services", Fault(429, retry_after=1, body="rate_limited"), Fault(500, body="oops")
-    )
-    with pytest.raises(RateLimitedError) as limited:
+    async with aiohttp.ClientSession() as session:
+        notifier = SlackWebhookNotifier(
+            fake_slack.webhook_url, ChannelPacer(100, time.monotonic), session, timeout_s=0.5
+        )
+        posted = await notifier.post(None, MESSAGE)
         await notifier.post(None, MESSAGE)
-    assert limited.value.retry_after == 1.0
-    with pytest.raises(TransientDeliveryError):
-        await notifier.post(None, MESSAGE)
+        assert posted.ts is None
+        assert fake_slack.webhook_posts[0]["blocks"] == MESSAGE.blocks
+        assert fake_slack.webhook_posts[0]["text"] == MESSAGE.text
+        assert fake_slack.webhook_posts[0]["unfurl_links"] is False
+        assert len(fake_slack.webhook_posts) == 2
+        fake_slack.script(
+            "/services",
+            Fault(429, retry_after=1, body="rate_limited"),
+            Fault(500, body="oops"),
+            Fault(delay=2),
+            Fault(404, body="no_service"),
+        )
+        with pytest.raises(RateLimitedError) as limited:
+            await notifier.post(None, MESSAGE)
+        assert limited.value.retry_after == 1.0
+        with pytest.raises(TransientDeliveryError):
+            await notifier.post(None, MESSAGE)
+        with pytest.raises(TransientDeliveryError, match="Timeout"):
+            await notifier.post(None, MESSAGE)
+        with pytest.raises(PermanentDeliveryError, match="no_service"):
+            await notifier.post(None, MESSAGE)
+        assert len(fake_slack.webhook_posts) == 2
+    # without a shared session, one of its own per post (closed after)
+    notifier = SlackWebhookNotifier(fake_slack.webhook_url, ChannelPacer(100, time.monotonic))
+    await notifier.post(None, MESSAGE)
+    assert len(fake_slack.webhook_posts) == 3
 
 
 def test_pacer_reserves_slots_in_order() -> None:
