@@ -3,6 +3,7 @@ to hotlead.rejected.v1 with the reason, duplicates nowhere, and one answer per i
 
 import asyncio
 import operator
+from collections import OrderedDict
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -160,7 +161,7 @@ def _new_ids(
     ids: list[str] = list(map(_ID, built))
     if len(set(ids)) != len(ids):
         return None
-    if isinstance(recent, Mapping):
+    if type(recent) is OrderedDict or isinstance(recent, Mapping):  # (type(): ABCs are slow)
         if not recent.keys().isdisjoint(ids):
             return None
     elif any(event_id in recent for event_id in ids):
