@@ -155,6 +155,23 @@ def _one(item: Any, source: str, received_at: datetime) -> Record | Invalid:
     return Record.of(built) if isinstance(built, CloudEvent) else built
 
 
+_SUBJECT_PREFIXES: dict[tuple[str, EventType], tuple[str, bytes]] = {}
+_MAX_PREFIXES = 4096
+
+
+def _to_subject(source: str, event_type: EventType) -> tuple[str, bytes]:
+    """The type's name, and a record's JSON from the end of its id to its
+    subject (the source and the type), remembered: a few sources, a few types."""
+    known = _SUBJECT_PREFIXES.get((source, event_type))
+    if known is None:
+        if len(_SUBJECT_PREFIXES) >= _MAX_PREFIXES:
+            _SUBJECT_PREFIXES.clear()  # bounded; the used ones come back at once
+        type_name = event_type.value
+        prefix = b',"source":' + orjson.dumps(source) + b',"type":"' + type_name.encode()
+        known = _SUBJECT_PREFIXES[source, event_type] = (type_name, prefix + b'","subject":"')
+    return known
+
+
 def build_records(
     items: Sequence[Any], *, source: str, received_at: datetime
 ) -> list[Record | Invalid]:
@@ -207,14 +224,10 @@ def build_records(
     # above), the time texts, the type and the JSON of the source need no escaping.
     dumps, join, new = orjson.dumps, b"".join, tuple.__new__  # new: Record(...) minus its checks
     head = b'{"specversion":"1.0","id":'
-    middle = b',"source":' + dumps(source) + b',"type":"'
-    end = (
-        b'","datacontenttype":"application/json","receivedat":"' + received.encode() + b'","data":'
-    )
+    end = b'","datacontenttype":"application/json","receivedat":"' + received_bytes + b'","data":'
     for event_type, (entries, datas) in by_type.items():
         dumped = _valid_data(event_type, datas)
-        type_name = event_type.value
-        to_subject = middle + type_name.encode() + b'","subject":"'
+        type_name, to_subject = _to_subject(source, event_type)
         for (index, event_id, lead_id, time), data in zip(entries, dumped, strict=True):
             if data is None:
                 built[index] = _one(items[index], source, received_at)

@@ -89,6 +89,15 @@ class RecentIds:
         if self.capacity <= 0:
             return
         ids = self.ids
+        if type(event_ids) is list and len(event_ids) == 1:  # one event per request
+            event_id = event_ids[0]
+            if event_id in ids:
+                ids.move_to_end(event_id)
+            else:
+                ids[event_id] = None
+                if len(ids) > self.capacity:
+                    ids.popitem(last=False)
+            return
         # (type() first: an isinstance check against the Collection ABC costs more
         # than the update for one id)
         if (
