@@ -172,81 +172,108 @@ def _to_subject(source: str, event_type: EventType) -> tuple[str, bytes]:
     return known
 
 
+_Plain = tuple[EventType, str, str, bytes, dict[str, Any]]
+"""A plain item's type, id, lead id, time (as bytes) and data."""
+
+
+def _plain(item: Any, source: str, received: bytes) -> _Plain | None:
+    """is_plain_item, a known input type, a well-formed lead id, id and time:
+    what build_event would accept up to the data; None sends the item the
+    per-item way. (type() is isinstance for what orjson makes.)"""
+    if type(item) is not dict or not item.keys() <= _ITEM_FIELDS:
+        return None
+    type_name = item.get("type")
+    event_type = _TYPES.get(type_name) if type(type_name) is str else None
+    lead_id = item.get("lead_id")
+    given_id = item.get("id")
+    data = item.get("data")
+    if (
+        event_type is None
+        or type(lead_id) is not str
+        or type(data) is not dict
+        or not (given_id is None or (type(given_id) is str and 0 < len(given_id) <= _MAX_ID_CHARS))
+        or not _LEAD_ID.fullmatch(lead_id)
+    ):
+        return None
+    given_time = item.get("time")
+    if given_time is None:
+        time: bytes | None = received
+    elif type(given_time) is str:
+        time = _time_text(given_time)
+    else:
+        return None
+    if time is None:
+        return None
+    return event_type, given_id or content_id("ev", source, item), lead_id, time, data
+
+
+_HEAD = b'{"specversion":"1.0","id":'
+
+
+def _record(
+    source: str, received: bytes, event_type: EventType, event_id: str, lead_id: str,
+    time: bytes, data: dict[str, Any],
+) -> Record:  # fmt: skip
+    """The record encode_event writes, from pieces (tests compare the bytes):
+    the id and the data go through orjson; a lead id (checked by `_plain`),
+    the time texts, the type and the JSON of the source need no escaping."""
+    type_name, to_subject = _to_subject(source, event_type)
+    key = lead_id.encode()
+    value = b"".join(
+        (
+            _HEAD,
+            orjson.dumps(event_id),
+            to_subject,
+            key,
+            b'","time":"',
+            time,
+            b'","datacontenttype":"application/json","receivedat":"',
+            received,
+            b'","data":',
+            orjson.dumps(data),
+            b"}",
+        )
+    )
+    return tuple.__new__(Record, (event_id, type_name, key, value, None, None))  # no checks
+
+
 def build_records(
     items: Sequence[Any], *, source: str, received_at: datetime
 ) -> list[Record | Invalid]:
     """Each item as the record `build_event` + `encode_event` make of it, or why not."""
-    received = utc_text(received_at)
-    received_bytes = received.encode()
+    received = utc_text(received_at).encode()
+    fast = len(source) <= _MAX_SOURCE_CHARS
+    if len(items) == 1:  # one event per request (beacons, webhooks): no grouping
+        plain = _plain(items[0], source, received) if fast else None
+        if plain is not None:
+            event_type, event_id, lead_id, time, data = plain
+            [checked] = _valid_data(event_type, [data])
+            if checked is not None:
+                return [_record(source, received, event_type, event_id, lead_id, time, checked)]
+        return [_one(items[0], source, received_at)]
     built: list[Record | Invalid | None] = [None] * len(items)
     # per type: (index, id, lead id, time as bytes) of its items, and their data
+    # (the data of one type is validated in one call)
     by_type: dict[EventType, tuple[list[tuple[int, str, str, bytes]], list[Any]]] = {}
-    fast = len(source) <= _MAX_SOURCE_CHARS
-    types, lead_ids, known = _TYPES, _LEAD_ID.fullmatch, _ITEM_FIELDS
     for index, item in enumerate(items):
-        # is_plain_item, a known input type, a well-formed lead id, id and time:
-        # what build_event would accept up to the data (type() is isinstance
-        # for what orjson makes; anything else takes the per-item path)
-        if fast and type(item) is dict and item.keys() <= known:
-            type_name = item.get("type")
-            event_type = types.get(type_name) if type(type_name) is str else None
-            lead_id = item.get("lead_id")
-            given_id = item.get("id")
-            given_time = item.get("time")
-            data = item.get("data")
-            if (
-                event_type is not None
-                and type(lead_id) is str
-                and type(data) is dict
-                and (
-                    given_id is None
-                    or (type(given_id) is str and 0 < len(given_id) <= _MAX_ID_CHARS)
-                )
-                and lead_ids(lead_id)
-            ):
-                if given_time is None:
-                    time: bytes | None = received_bytes
-                elif type(given_time) is str:
-                    time = _time_text(given_time)
-                else:
-                    time = None
-                if time is not None:
-                    event_id = given_id or content_id("ev", source, item)
-                    group = by_type.get(event_type)
-                    if group is None:
-                        group = by_type[event_type] = ([], [])
-                    group[0].append((index, event_id, lead_id, time))
-                    group[1].append(data)
-                    continue
-        built[index] = _one(item, source, received_at)
-    # The record value as encode_event writes it, from pieces (tests compare
-    # the bytes): the id and the data go through orjson; a lead id (checked
-    # above), the time texts, the type and the JSON of the source need no escaping.
-    dumps, join, new = orjson.dumps, b"".join, tuple.__new__  # new: Record(...) minus its checks
-    head = b'{"specversion":"1.0","id":'
-    end = b'","datacontenttype":"application/json","receivedat":"' + received_bytes + b'","data":'
+        plain = _plain(item, source, received) if fast else None
+        if plain is None:
+            built[index] = _one(item, source, received_at)
+            continue
+        event_type, event_id, lead_id, time, data = plain
+        group = by_type.get(event_type)
+        if group is None:
+            group = by_type[event_type] = ([], [])
+        group[0].append((index, event_id, lead_id, time))
+        group[1].append(data)
     for event_type, (entries, datas) in by_type.items():
         dumped = _valid_data(event_type, datas)
-        type_name, to_subject = _to_subject(source, event_type)
-        for (index, event_id, lead_id, time), data in zip(entries, dumped, strict=True):
-            if data is None:
-                built[index] = _one(items[index], source, received_at)
-                continue
-            key = lead_id.encode()
-            value = join(
-                (
-                    head,
-                    dumps(event_id),
-                    to_subject,
-                    key,
-                    b'","time":"',
-                    time,
-                    end,
-                    dumps(data),
-                    b"}",
-                )
+        for (index, event_id, lead_id, time), valid in zip(entries, dumped, strict=True):
+            built[index] = (
+                _one(items[index], source, received_at)
+                if valid is None
+                else _record(source, received, event_type, event_id, lead_id, time, valid)
             )
-            built[index] = new(Record, (event_id, type_name, key, value, None, None))
     return [entry for entry in built if entry is not None]
 
 
