@@ -59,7 +59,7 @@ def one(event_id: str) -> dict[str, Any]:
 class Served:
     """An app under uvicorn on a real socket; `fast`: with `hotlead ingest`'s protocol."""
 
-    def __init__(self, app: FastAPI, *, fast: bool) -> None:
+    def __init__(self, app: FastAPI, *, fast: bool, keep_alive_s: float = 5) -> None:
         self.app = app
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
@@ -68,6 +68,7 @@ class Served:
         config = server_config(app, host="127.0.0.1", port=self.port, http="httptools")
         if not fast:
             config.http = coalescing("httptools")  # uvicorn's protocol: the ASGI way
+        config.timeout_keep_alive = keep_alive_s  # type: ignore[assignment]
         self.server = uvicorn.Server(config)
 
     async def __aenter__(self) -> "Served":
@@ -374,3 +375,19 @@ async def test_on_the_real_broker_every_answered_event_is_in_kafka(
     finally:
         await consumer.stop()
     assert ids == {f"ev-k{i}-{n}" for i in range(4) for n in range(5)}
+
+
+async def test_an_idle_connection_closes_after_the_keep_alive_timeout_a_busy_one_does_not() -> None:
+    app = create_app(make_settings(), MemoryPublisher())
+    async with Served(app, fast=True, keep_alive_s=0.4) as served:
+        reader, writer = await served.connect()
+        loop = asyncio.get_running_loop()
+        for n in range(6):  # busy for ~0.9 s, never idle for 0.4 s
+            writer.write(post(one(f"ev-busy-{n}")))
+            assert (await read_answer(reader)).startswith(b"HTTP/1.1 200")
+            await asyncio.sleep(0.15)
+        idle_from = loop.time()
+        assert await asyncio.wait_for(reader.read(1), 5) == b""  # closed by the server
+        idle_s = loop.time() - idle_from
+        writer.close()
+    assert 0.2 <= idle_s < 2.0
