@@ -237,6 +237,18 @@ def _record(
     return tuple.__new__(Record, (event_id, type_name, key, value, None, None))  # no checks
 
 
+def _single(
+    item: Any, plain: _Plain | None, source: str, received: bytes, received_at: datetime
+) -> Record | Invalid:
+    """One item (its `_plain` fields, if any) as build_records makes it."""
+    if plain is not None:
+        event_type, event_id, lead_id, time, data = plain
+        [checked] = _valid_data(event_type, [data])
+        if checked is not None:
+            return _record(source, received, event_type, event_id, lead_id, time, checked)
+    return _one(item, source, received_at)
+
+
 def build_records(
     items: Sequence[Any], *, source: str, received_at: datetime
 ) -> list[Record | Invalid]:
@@ -245,35 +257,62 @@ def build_records(
     fast = len(source) <= _MAX_SOURCE_CHARS
     if len(items) == 1:  # one event per request (beacons, webhooks): no grouping
         plain = _plain(items[0], source, received) if fast else None
-        if plain is not None:
-            event_type, event_id, lead_id, time, data = plain
-            [checked] = _valid_data(event_type, [data])
-            if checked is not None:
-                return [_record(source, received, event_type, event_id, lead_id, time, checked)]
-        return [_one(items[0], source, received_at)]
+        return [_single(items[0], plain, source, received, received_at)]
     built: list[Record | Invalid | None] = [None] * len(items)
-    # per type: (index, id, lead id, time as bytes) of its items, and their data
-    # (the data of one type is validated in one call)
+    # per type: (index, id, lead id, time as bytes) of its items, and their data.
+    # The checks are `_plain`'s and the bytes `_record`'s, inlined: a call per
+    # item costs ~1 us per event in a batch of 100 (tests compare both ways
+    # with build_event).
     by_type: dict[EventType, tuple[list[tuple[int, str, str, bytes]], list[Any]]] = {}
+    types, lead_ids, known = _TYPES, _LEAD_ID.fullmatch, _ITEM_FIELDS
     for index, item in enumerate(items):
-        plain = _plain(item, source, received) if fast else None
-        if plain is None:
-            built[index] = _one(item, source, received_at)
-            continue
-        event_type, event_id, lead_id, time, data = plain
-        group = by_type.get(event_type)
-        if group is None:
-            group = by_type[event_type] = ([], [])
-        group[0].append((index, event_id, lead_id, time))
-        group[1].append(data)
+        if fast and type(item) is dict and item.keys() <= known:
+            type_name = item.get("type")
+            event_type = types.get(type_name) if type(type_name) is str else None
+            lead_id = item.get("lead_id")
+            given_id = item.get("id")
+            given_time = item.get("time")
+            data = item.get("data")
+            if (
+                event_type is not None
+                and type(lead_id) is str
+                and type(data) is dict
+                and (
+                    given_id is None
+                    or (type(given_id) is str and 0 < len(given_id) <= _MAX_ID_CHARS)
+                )
+                and lead_ids(lead_id)
+            ):
+                if given_time is None:
+                    time: bytes | None = received
+                elif type(given_time) is str:
+                    time = _time_text(given_time)
+                else:
+                    time = None
+                if time is not None:
+                    event_id = given_id or content_id("ev", source, item)
+                    group = by_type.get(event_type)
+                    if group is None:
+                        group = by_type[event_type] = ([], [])
+                    group[0].append((index, event_id, lead_id, time))
+                    group[1].append(data)
+                    continue
+        built[index] = _one(item, source, received_at)
+    dumps, join, new = orjson.dumps, b"".join, tuple.__new__  # new: Record(...) minus its checks
+    end = b'","datacontenttype":"application/json","receivedat":"' + received + b'","data":'
     for event_type, (entries, datas) in by_type.items():
         dumped = _valid_data(event_type, datas)
+        type_name, to_subject = _to_subject(source, event_type)
         for (index, event_id, lead_id, time), valid in zip(entries, dumped, strict=True):
-            built[index] = (
-                _one(items[index], source, received_at)
-                if valid is None
-                else _record(source, received, event_type, event_id, lead_id, time, valid)
-            )
+            if valid is None:
+                built[index] = _one(items[index], source, received_at)
+                continue
+            key = lead_id.encode()
+            value = join(
+                (_HEAD, dumps(event_id), to_subject, key, b'","time":"', time, end, dumps(valid),
+                 b"}")
+            )  # fmt: skip
+            built[index] = new(Record, (event_id, type_name, key, value, None, None))
     return [entry for entry in built if entry is not None]
 
 
