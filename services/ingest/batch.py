@@ -155,21 +155,117 @@ def _one(item: Any, source: str, received_at: datetime) -> Record | Invalid:
     return Record.of(built) if isinstance(built, CloudEvent) else built
 
 
+_SUBJECT_PREFIXES: dict[tuple[str, EventType], tuple[str, bytes]] = {}
+_MAX_PREFIXES = 4096
+
+
+def _to_subject(source: str, event_type: EventType) -> tuple[str, bytes]:
+    """The type's name, and a record's JSON from the end of its id to its
+    subject (the source and the type), remembered: a few sources, a few types."""
+    known = _SUBJECT_PREFIXES.get((source, event_type))
+    if known is None:
+        if len(_SUBJECT_PREFIXES) >= _MAX_PREFIXES:
+            _SUBJECT_PREFIXES.clear()  # bounded; the used ones come back at once
+        type_name = event_type.value
+        prefix = b',"source":' + orjson.dumps(source) + b',"type":"' + type_name.encode()
+        known = _SUBJECT_PREFIXES[source, event_type] = (type_name, prefix + b'","subject":"')
+    return known
+
+
+_Plain = tuple[EventType, str, str, bytes, dict[str, Any]]
+"""A plain item's type, id, lead id, time (as bytes) and data."""
+
+
+def _plain(item: Any, source: str, received: bytes) -> _Plain | None:
+    """is_plain_item, a known input type, a well-formed lead id, id and time:
+    what build_event would accept up to the data; None sends the item the
+    per-item way. (type() is isinstance for what orjson makes.)"""
+    if type(item) is not dict or not item.keys() <= _ITEM_FIELDS:
+        return None
+    type_name = item.get("type")
+    event_type = _TYPES.get(type_name) if type(type_name) is str else None
+    lead_id = item.get("lead_id")
+    given_id = item.get("id")
+    data = item.get("data")
+    if (
+        event_type is None
+        or type(lead_id) is not str
+        or type(data) is not dict
+        or not (given_id is None or (type(given_id) is str and 0 < len(given_id) <= _MAX_ID_CHARS))
+        or not _LEAD_ID.fullmatch(lead_id)
+    ):
+        return None
+    given_time = item.get("time")
+    if given_time is None:
+        time: bytes | None = received
+    elif type(given_time) is str:
+        time = _time_text(given_time)
+    else:
+        return None
+    if time is None:
+        return None
+    return event_type, given_id or content_id("ev", source, item), lead_id, time, data
+
+
+_HEAD = b'{"specversion":"1.0","id":'
+
+
+def _record(
+    source: str, received: bytes, event_type: EventType, event_id: str, lead_id: str,
+    time: bytes, data: dict[str, Any],
+) -> Record:  # fmt: skip
+    """The record encode_event writes, from pieces (tests compare the bytes):
+    the id and the data go through orjson; a lead id (checked by `_plain`),
+    the time texts, the type and the JSON of the source need no escaping."""
+    type_name, to_subject = _to_subject(source, event_type)
+    key = lead_id.encode()
+    value = b"".join(
+        (
+            _HEAD,
+            orjson.dumps(event_id),
+            to_subject,
+            key,
+            b'","time":"',
+            time,
+            b'","datacontenttype":"application/json","receivedat":"',
+            received,
+            b'","data":',
+            orjson.dumps(data),
+            b"}",
+        )
+    )
+    return tuple.__new__(Record, (event_id, type_name, key, value, None, None))  # no checks
+
+
+def _single(
+    item: Any, plain: _Plain | None, source: str, received: bytes, received_at: datetime
+) -> Record | Invalid:
+    """One item (its `_plain` fields, if any) as build_records makes it."""
+    if plain is not None:
+        event_type, event_id, lead_id, time, data = plain
+        [checked] = _valid_data(event_type, [data])
+        if checked is not None:
+            return _record(source, received, event_type, event_id, lead_id, time, checked)
+    return _one(item, source, received_at)
+
+
 def build_records(
     items: Sequence[Any], *, source: str, received_at: datetime
 ) -> list[Record | Invalid]:
     """Each item as the record `build_event` + `encode_event` make of it, or why not."""
-    received = utc_text(received_at)
-    received_bytes = received.encode()
-    built: list[Record | Invalid | None] = [None] * len(items)
-    # per type: (index, id, lead id, time as bytes) of its items, and their data
-    by_type: dict[EventType, tuple[list[tuple[int, str, str, bytes]], list[Any]]] = {}
+    received = utc_text(received_at).encode()
     fast = len(source) <= _MAX_SOURCE_CHARS
+    if len(items) == 1:  # one event per request (beacons, webhooks): no grouping
+        plain = _plain(items[0], source, received) if fast else None
+        return [_single(items[0], plain, source, received, received_at)]
+    built: list[Record | Invalid | None] = [None] * len(items)
+    # per type: (index, id, lead id, time as bytes) of its items, and their data.
+    # The checks are `_plain`'s and the bytes `_record`'s, inlined: a call per
+    # item costs ~1 us per event in a batch of 100 (tests compare both ways
+    # with build_event).
+    by_type: dict[EventType, tuple[list[tuple[int, str, str, bytes]], list[Any]]] = {}
     types, lead_ids, known = _TYPES, _LEAD_ID.fullmatch, _ITEM_FIELDS
     for index, item in enumerate(items):
-        # is_plain_item, a known input type, a well-formed lead id, id and time:
-        # what build_event would accept up to the data (type() is isinstance
-        # for what orjson makes; anything else takes the per-item path)
         if fast and type(item) is dict and item.keys() <= known:
             type_name = item.get("type")
             event_type = types.get(type_name) if type(type_name) is str else None
@@ -188,7 +284,7 @@ def build_records(
                 and lead_ids(lead_id)
             ):
                 if given_time is None:
-                    time: bytes | None = received_bytes
+                    time: bytes | None = received
                 elif type(given_time) is str:
                     time = _time_text(given_time)
                 else:
@@ -202,37 +298,20 @@ def build_records(
                     group[1].append(data)
                     continue
         built[index] = _one(item, source, received_at)
-    # The record value as encode_event writes it, from pieces (tests compare
-    # the bytes): the id and the data go through orjson; a lead id (checked
-    # above), the time texts, the type and the JSON of the source need no escaping.
     dumps, join, new = orjson.dumps, b"".join, tuple.__new__  # new: Record(...) minus its checks
-    head = b'{"specversion":"1.0","id":'
-    middle = b',"source":' + dumps(source) + b',"type":"'
-    end = (
-        b'","datacontenttype":"application/json","receivedat":"' + received.encode() + b'","data":'
-    )
+    end = b'","datacontenttype":"application/json","receivedat":"' + received + b'","data":'
     for event_type, (entries, datas) in by_type.items():
         dumped = _valid_data(event_type, datas)
-        type_name = event_type.value
-        to_subject = middle + type_name.encode() + b'","subject":"'
-        for (index, event_id, lead_id, time), data in zip(entries, dumped, strict=True):
-            if data is None:
+        type_name, to_subject = _to_subject(source, event_type)
+        for (index, event_id, lead_id, time), valid in zip(entries, dumped, strict=True):
+            if valid is None:
                 built[index] = _one(items[index], source, received_at)
                 continue
             key = lead_id.encode()
             value = join(
-                (
-                    head,
-                    dumps(event_id),
-                    to_subject,
-                    key,
-                    b'","time":"',
-                    time,
-                    end,
-                    dumps(data),
-                    b"}",
-                )
-            )
+                (_HEAD, dumps(event_id), to_subject, key, b'","time":"', time, end, dumps(valid),
+                 b"}")
+            )  # fmt: skip
             built[index] = new(Record, (event_id, type_name, key, value, None, None))
     return [entry for entry in built if entry is not None]
 

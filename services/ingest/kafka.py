@@ -140,23 +140,32 @@ class IngestKafkaPublisher:
         await self.publish_records(topic, [Record.of(event) for event in events])
 
     async def publish_records(self, topic: str, records: Sequence[Record]) -> None:
-        """Write `records`; returns once Kafka acknowledged every one.
+        """Write `records`; returns once Kafka acknowledged every one (see `submit_records`)."""
+        await self.submit_records(topic, records)
+
+    def submit_records(self, topic: str, records: Sequence[Record]) -> "asyncio.Future[None]":
+        """Queue `records`; the future is done once Kafka acknowledged every one
+        (KafkaUnavailableError otherwise). Raises KafkaUnavailableError at once
+        when not connected.
 
         Group commit: the records of all callers that arrive while a write is
         under way go out together in the next one, one record batch per
         partition (aiokafka's cost is per batch and per produce request, not
         per record). Partitions are chosen like the Java client and
         aiokafka's `send` (murmur2 of the key), so a lead always lands on one
-        partition, in order.
+        partition, in order. A caller that stops waiting (its future
+        cancelled or failed, e.g. by a deadline) does not stop the write.
         """
         producer = self._require()
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
         if not records:
-            return
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
         self._waiting.append((topic, records, done))
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.get_running_loop().create_task(self._write_waiting(producer))
-        await done
+            self._writer = loop.create_task(self._write_waiting(producer))
+        return done
 
     async def _write_waiting(self, producer: AIOKafkaProducer) -> None:
         """Write what callers left in `_waiting` until nothing is left."""

@@ -20,20 +20,28 @@ class RateLimiter:
     rate_per_s: float
     burst: int
     max_keys: int = 100_000
-    _buckets: OrderedDict[str, tuple[float, float]] = field(default_factory=OrderedDict)
+    _buckets: OrderedDict[str, list[float]] = field(default_factory=OrderedDict)
+    """Per key: [tokens, time of the last update] (updated in place)."""
 
     def acquire(self, key: str, now_s: float) -> float:
         """0 when allowed; else the seconds to wait before the next request may pass."""
-        tokens, last = self._buckets.pop(key, (float(self.burst), now_s))
-        tokens = min(float(self.burst), tokens + max(0.0, now_s - last) * self.rate_per_s)
+        buckets = self._buckets
+        bucket = buckets.get(key)
+        if bucket is None:
+            bucket = buckets[key] = [float(self.burst), now_s]
+            while len(buckets) > self.max_keys:
+                buckets.popitem(last=False)
+        else:
+            buckets.move_to_end(key)  # the most recently used
+        tokens = bucket[0]
+        if now_s > bucket[1]:
+            tokens = min(float(self.burst), tokens + (now_s - bucket[1]) * self.rate_per_s)
         if tokens >= 1.0:
             wait = 0.0
             tokens -= 1.0
         else:
             wait = (1.0 - tokens) / self.rate_per_s
-        self._buckets[key] = (tokens, now_s)
-        while len(self._buckets) > self.max_keys:
-            self._buckets.popitem(last=False)
+        bucket[0], bucket[1] = tokens, now_s
         return wait
 
 

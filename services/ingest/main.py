@@ -9,6 +9,7 @@ import uvicorn
 from services.common.gc_tuning import tune_gc
 from services.common.logging import configure_logging
 from services.ingest.app import create_app
+from services.ingest.fastpath import with_events_fast_path
 from services.ingest.kafka import IngestKafkaPublisher
 from services.ingest.server import coalescing
 from services.ingest.settings import IngestSettings
@@ -26,7 +27,9 @@ def server_config(app: Any, *, host: str, port: int, http: str) -> uvicorn.Confi
         server_header=False,
         log_config=None,
         lifespan="on",
-        http=coalescing(http),  # one socket write per answer (services/ingest/server.py)
+        # one socket write per answer (services/ingest/server.py); POST /v1/events
+        # answered below the ASGI cycle (services/ingest/fastpath.py)
+        http=with_events_fast_path(coalescing(http), app),
     )
 
 

@@ -59,6 +59,15 @@ class CoalescingTransport(asyncio.Transport):
         else:
             self._transport.write(held + data)
 
+    def write_now(self, data: bytes) -> None:
+        """Send `data` (after what is held) at once: for a whole answer in one
+        piece, which has nothing to wait for."""
+        held = self._held
+        if held is not None:
+            self._held = None
+            data = held + data
+        self._transport.write(data)
+
     def writelines(self, list_of_data: Any) -> None:
         self.write(b"".join(list_of_data))
 

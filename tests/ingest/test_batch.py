@@ -85,6 +85,8 @@ def test_refused_items_say_what_they_said_before() -> None:
     assert isinstance(fast[-1], Record)
     assert all(isinstance(r, Invalid) for r in fast[1:-1])
     assert_same(items)
+    for item in items:  # one event per request takes its own branch
+        assert_same([item])
 
 
 def test_timestamps_are_written_as_pydantic_writes_them() -> None:
@@ -167,6 +169,12 @@ def test_any_batch_gives_what_the_per_item_path_gives(batch: list[Any]) -> None:
     assert_same(batch)
 
 
+@settings(max_examples=300, deadline=None)
+@given(items())
+def test_any_single_item_gives_what_the_per_item_path_gives(item: Any) -> None:
+    assert_same([item])
+
+
 TEXT_TYPES = [t for t in INPUT_TYPES if _text_adapter(t) is not None]
 
 
@@ -221,3 +229,18 @@ def test_a_typed_dict_accepts_and_dumps_what_the_model_does(
     assert got == want
     if got is not None:  # same keys in the same order: the same JSON bytes
         assert list(got) == list(want)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=-7))])),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_utc_text_is_isoformat_with_a_z_whatever_second_came_before(
+    moments: list[datetime],
+) -> None:
+    for moment in moments:  # (the text of the last second is kept between calls)
+        assert utc_text(moment) == moment.astimezone(UTC).isoformat()[:-6] + "Z"

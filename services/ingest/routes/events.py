@@ -16,7 +16,7 @@ it (another root path).
 """
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -87,8 +87,18 @@ async def answer_events(ctx: IngestContext, source: str, body: bytes) -> bytes:
     return answer.json()
 
 
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
+"""An answer as the status, the headers (lower-case names) and the body."""
+BodyReader = Callable[[], Awaitable[bytes | None]]
+"""Reads the whole body: None when the client left, PayloadTooLargeError past the limit."""
+
+
 class EventsEndpoint:
-    """POST /v1/events as a bare ASGI endpoint (see the module's docstring)."""
+    """POST /v1/events as a bare ASGI endpoint (see the module's docstring).
+
+    `answer` and `finish` are the route without its transport: the ASGI
+    endpoint calls them, and so does the server's own fast path for this
+    route (services/ingest/fastpath.py), so both answer alike."""
 
     def __init__(self, ctx: IngestContext, error_response: Callable[[Exception], Response]) -> None:
         self.ctx = ctx
@@ -109,49 +119,57 @@ class EventsEndpoint:
         started = time.perf_counter()
         status = 500
         try:
-            status = await self._serve(scope, receive, send)
+            authorization = length = None
+            for name, value in scope["headers"]:
+                if name == b"authorization":
+                    if authorization is None:
+                        authorization = value.decode("latin-1")
+                elif name == b"content-length" and length is None:
+                    length = value.decode("latin-1")
+            answer = await self.answer(authorization, length, lambda: self._body(receive))
+            if answer is None:
+                return  # the client left: nobody to answer (as Starlette's request)
+            await send({"type": "http.response.start", "status": answer[0], "headers": answer[1]})
+            await send({"type": "http.response.body", "body": answer[2]})
+            status = answer[0]
         finally:
-            counter = self._requests.get(status)
-            if counter is None:
-                counter = self._requests[status] = self.ctx.metrics.requests.labels(
-                    EVENTS_ROUTE, str(status)
-                )
-            counter.inc()
-            self._seconds.observe(time.perf_counter() - started)
-            if status >= 400:
-                log.info("request_refused", method="POST", route=EVENTS_ROUTE, status=status)
+            self.finish(status, started)
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> int:
-        authorization = length = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                if authorization is None:
-                    authorization = value.decode("latin-1")
-            elif name == b"content-length" and length is None:
-                length = value.decode("latin-1")
+    def finish(self, status: int, started: float) -> None:
+        """Count and time one request (as app.RequestMetrics does for the other routes)."""
+        counter = self._requests.get(status)
+        if counter is None:
+            counter = self._requests[status] = self.ctx.metrics.requests.labels(
+                EVENTS_ROUTE, str(status)
+            )
+        counter.inc()
+        self._seconds.observe(time.perf_counter() - started)
+        if status >= 400:
+            log.info("request_refused", method="POST", route=EVENTS_ROUTE, status=status)
+
+    async def answer(
+        self, authorization: str | None, length: str | None, read_body: BodyReader
+    ) -> Answer | None:
+        """The answer to one request (its Authorization and Content-Length
+        headers, its body read by `read_body`), or None when the client left."""
         try:
             source = authenticate(self.ctx, authorization, EVENTS_ROUTE)
             check_length(length, self.max_body)
-            body = await self._body(receive)
+            body = await read_body()
             if body is None:
-                return 500  # the client left: nobody to answer (as Starlette's request)
+                return None
             answer = await answer_events(self.ctx, source, body)
         except (IngestError, KafkaUnavailableError) as exc:
             response = self.error_response(exc)
-            await response(scope, receive, send)
-            return response.status_code
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-length", str(len(answer)).encode()),
-                    (b"content-type", b"application/json"),
-                ],
-            }
+            return response.status_code, response.raw_headers, bytes(response.body)
+        return (
+            200,
+            [
+                (b"content-length", str(len(answer)).encode()),
+                (b"content-type", b"application/json"),
+            ],
+            answer,
         )
-        await send({"type": "http.response.body", "body": answer})
-        return 200
 
     async def _body(self, receive: Receive) -> bytes | None:
         """The whole body (413 past the limit), None when the client disconnected."""
