@@ -45,7 +45,7 @@ async def serve_forever(port: int, delay_ms: float) -> None:
 
 
 async def run_generators(
-    module: str, port: int, rate: float, seconds: float, procs: int
+    module: str, port: int, rate: float, seconds: float, procs: int, tick_ms: float
 ) -> tuple[list[dict[str, Any]], tuple[float, float]]:
     """Each generator's result, and the whole processes' user and system CPU seconds."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -54,7 +54,7 @@ async def run_generators(
         LoadSpec(kind="hotlead", host="127.0.0.1", port=port, path="/v1/events",
                  headers="authorization: Bearer k\r\ncontent-type: application/json\r\n",
                  run="abc123", rate=rate, duration_s=seconds, start_ns=start_ns, procs=procs,
-                 proc=p)
+                 proc=p, tick_ms=tick_ms)
         for p in range(procs)
     ]  # fmt: skip
     argv = [[sys.executable, "-m", module, orjson.dumps(asdict(s)).decode()] for s in specs]
@@ -66,7 +66,9 @@ async def run_generators(
     return [orjson.loads(out) for out, _ in outs], (user, system)
 
 
-async def main(module: str, rates: list[float], seconds: float, procs: int, delay: float) -> None:
+async def main(
+    module: str, rates: list[float], seconds: float, procs: int, delay: float, tick_ms: float
+) -> None:
     port = free_port()
     server = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "benchmarks.bench_loadgen", "--serve", str(port),
@@ -75,14 +77,17 @@ async def main(module: str, rates: list[float], seconds: float, procs: int, dela
     await asyncio.sleep(1.5)
     try:
         for rate in rates:
-            results, (user, system) = await run_generators(module, port, rate, seconds, procs)
+            results, (user, system) = await run_generators(
+                module, port, rate, seconds, procs, tick_ms
+            )
             ok = sum(int(r["ok"]) for r in results)
             sent = sum(int(r["sent"]) for r in results)
             own = sum(float(r["cpu_s"]) for r in results)
             late = sum(int(r["late"]) for r in results)
             failed = sum(int(r["failed"]) for r in results)
             print(
-                f"{module} rate {rate:,.0f}/s x {seconds:.0f} s, {procs} procs: sent {sent} "
+                f"{module} tick {tick_ms:g} ms, rate {rate:,.0f}/s x {seconds:.0f} s, "
+                f"{procs} procs: sent {sent} "
                 f"ok {ok} failed {failed} late {late}; CPU s per 1,000 requests: over the "
                 f"schedule {own * 1000 / max(ok, 1):.3f}, whole processes "
                 f"{(user + system) * 1000 / max(ok, 1):.3f} (user "
@@ -100,6 +105,7 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--procs", type=int, default=2)
     parser.add_argument("--delay-ms", type=float, default=0.0, help="the server's answer time")
+    parser.add_argument("--tick-ms", type=float, default=1.0, help="the generators' tick")
     parser.add_argument("--module", default="benchmarks.loadgen", help="the generator to run")
     parser.add_argument("--serve", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -107,4 +113,4 @@ if __name__ == "__main__":
         asyncio.run(serve_forever(args.serve, args.delay_ms))
     else:
         rates = [float(r) for r in args.rates.split(",")]
-        asyncio.run(main(args.module, rates, args.seconds, args.procs, args.delay_ms))
+        asyncio.run(main(args.module, rates, args.seconds, args.procs, args.delay_ms, args.tick_ms))
