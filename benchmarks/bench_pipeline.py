@@ -5,8 +5,9 @@ the real broker, their own topics. The load is a mix: every `probe_every`-th req
 is a `page.viewed` of /bench by a new lead, which the bench rules qualify at once
 (one Slack webhook post each); the others are page views of /docs by a pool of
 existing leads, scored but never reaching the threshold. Latency, on the probes:
-from the ingest's 2xx to the receiver's arrival, both stamped with time.time_ns()
-in their own processes (load generators and receiver are separate processes).
+from the ingest's 2xx to the receiver's arrival, both stamped with the kernel's
+receive time on the system clock (time.time_ns()'s) in their own processes (load
+generators and receiver are separate processes).
 
 Baseline, in the same run: the same hops with bare aiokafka and one HTTP POST
 (benchmarks/baseline_chain.py), carrying the same mix.
@@ -256,9 +257,9 @@ def method(seconds: float, partitions: int, probe_every: int) -> str:
         "the others are page views of /docs by 2,000 existing leads, each scored (1 point, "
         "capped at 20) and never reaching the threshold of 70. Latency is measured on the "
         "probes, from the ingest's 2xx (Kafka acknowledged) to the fake Slack webhook "
-        "(its own process) receiving the alert, both on the system clock (one machine): "
-        "the 2xx by its kernel receive time (above), the alert by `time.time_ns()` when "
-        "the receiver reads it; a negative value means the alert arrived before the "
+        "(its own process) receiving the alert, both stamped with the kernel's receive "
+        "time of their bytes on the system clock (one machine), so neither end's wait for "
+        "a CPU moves the stamp; a negative value means the alert arrived before the "
         "ingest's answer did (the ingest process lagging behind its own Kafka write). "
         "`p99 from schedule` counts from when the request was due instead, so it includes "
         "the ingest's answer time, the up to 1 ms tick and any late send. `late sends`: "

@@ -4,7 +4,7 @@ that turns an HTTP request into a POST to the receiver.
 A chain says where its HTTP entry is (`Target`). `measure` starts the generator
 processes (benchmarks/loadgen.py) on one shared schedule, each stamping the 2xx of
 every probe with its kernel receive time (the system clock, as time.time_ns()); the
-receiver process stamps each alert's arrival with time.time_ns(). Latency: 2xx ->
+receiver process stamps each alert's arrival the same way (benchmarks/stamped.py). Latency: 2xx ->
 arrival. Also reported, so nothing hides behind a late sender: requests sent more
 than 10 ms after their scheduled time, and the latency from the scheduled time
 (which includes the ingest's answer time).

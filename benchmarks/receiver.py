@@ -1,6 +1,7 @@
 """The benchmark's stand-in for Slack: an HTTP receiver in its own process that notes
-when each message arrived, on the system-wide wall clock (`time.time_ns()`), the clock
-the load generator processes stamp their 2xx answers with (same machine).
+when each message arrived: the kernel's receive time of its bytes, on the system
+clock (`time.time_ns()`'s), as the load generator processes stamp their 2xx answers
+(same machine; benchmarks/stamped.py).
 
     python -m benchmarks.receiver PORT hotlead|baseline
 
@@ -15,13 +16,13 @@ import os
 import re
 import signal
 import sys
-import time
 from collections.abc import Callable
 
 import httpx
 import orjson
 
-from benchmarks.rawhttp import harness_priority, serve
+from benchmarks.rawhttp import harness_priority
+from benchmarks.stamped import StampedServer
 
 IdReader = Callable[[bytes], list[str]]
 """Which ids a received body is about."""
@@ -44,21 +45,20 @@ async def run(port: int, read_ids: IdReader) -> None:
     arrivals: dict[str, int] = {}
     duplicates = 0
 
-    async def handle(method: bytes, path: bytes, body: bytes) -> tuple[int, bytes]:
+    def handle(method: bytes, path: bytes, body: bytes, at: int) -> tuple[int, bytes]:
         nonlocal duplicates
         if method == b"POST":
-            now = time.time_ns()
             for ident in read_ids(body):
                 if ident in arrivals:
                     duplicates += 1
                 else:
-                    arrivals[ident] = now
+                    arrivals[ident] = at
             return 200, b"ok"
         if path == b"/arrivals":
             return 200, orjson.dumps({"arrivals": arrivals, "duplicates": duplicates})
         return 200, b"ok"
 
-    server = await serve(handle, "127.0.0.1", port)
+    server = StampedServer(handle, "127.0.0.1", port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
