@@ -3,8 +3,10 @@
 httpx and uvicorn cost a few hundred microseconds of CPU per request; at
 thousands of requests per second on two shared cores that is the harness
 measuring itself. Here one request or answer is a few bytes written and one
-`data_received` parsed: keep-alive connections, Content-Length bodies only
-(what the load generator, the fake Slack and the baseline chain exchange).
+`data_received` parsed: keep-alive connections, Content-Length bodies only (what
+the baseline chain's ingest and notifier exchange; the load generators have their
+own sender, benchmarks/openloop.py, and the fake Slack its own server,
+benchmarks/stamped.py).
 Not a general HTTP implementation: no chunked bodies, no pipelining.
 """
 
