@@ -21,8 +21,10 @@ connection (pipelined ones) carry the arrival of the last of them. Where the
 kernel gives no timestamp, `time.time_ns()` after the read. Each answer goes to
 `answered(slot, status, at_ns)`; a request that gets no answer (its connection
 failed or was closed, or no answer within `drain_s` after the last slot) goes to
-`failed(slot, reason)`. Answers are framed by Content-Length (what uvicorn and
-benchmarks/rawhttp.py send); chunked answers are not supported.
+`failed(slot, reason)`. After the last slot, the loop waits for the answers
+still outstanding, reading at most once a tick. Answers are framed by
+Content-Length (what uvicorn and benchmarks/rawhttp.py send); chunked answers are
+not supported.
 """
 
 import errno
@@ -293,7 +295,8 @@ class OpenLoop:
                     sleep(left / 1e9)
         deadline = time.monotonic() + self.drain_s
         while self.outstanding and (left_s := deadline - time.monotonic()) > 0:
-            self._events(left_s)
+            self._events(left_s)  # until an answer arrives, then at most one read a tick
+            sleep(tick_ns / 1e9)  # (their stamps are their arrival: the kernel's)
         for conn in list(self._conns.values()):
             self._lose(conn, "no answer")
         self.cpu_s = time.process_time() - cpu
