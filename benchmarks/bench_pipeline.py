@@ -237,13 +237,13 @@ def _table(results: list[Measurement]) -> list[str]:
     return lines
 
 
-def method(seconds: float, partitions: int, probe_every: int) -> str:
+def method(seconds: float, partitions: int, probe_every: int, tick_ms: float = 1.0) -> str:
     return (
         "Method: open-loop load generators (two processes, `benchmarks/loadgen.py` on "
         "`benchmarks/openloop.py`: one epoll loop each, raw HTTP/1.1 on keep-alive "
         "connections) send one event per request on a fixed schedule shared by both, "
         f"{seconds:.0f} s per rate: a slow pipeline cannot slow its own load. Each "
-        "generator wakes on a 1 ms tick, writes every request that is due at once (on a "
+        f"generator wakes on a {tick_ms:g} ms tick, writes every request that is due at once (on a "
         "connection with no answer outstanding; else on a new one, up to 256 per "
         "generator, connections for ~50 ms of the load being opened before it starts; "
         "past 256, pipelined behind the outstanding answers, which HTTP/1.1 returns in "
@@ -262,7 +262,7 @@ def method(seconds: float, partitions: int, probe_every: int) -> str:
         "a CPU moves the stamp; a negative value means the alert arrived before the "
         "ingest's answer did (the ingest process lagging behind its own Kafka write). "
         "`p99 from schedule` counts from when the request was due instead, so it includes "
-        "the ingest's answer time, the up to 1 ms tick and any late send. `late sends`: "
+        f"the ingest's answer time, the up to {tick_ms:g} ms tick and any late send. `late sends`: "
         "requests written more than 10 ms after their scheduled time, measured at the "
         "write (the generators never wait for answers or connections, so lateness is the "
         "sender not getting a CPU; the generators and the receiver run at "
@@ -289,7 +289,11 @@ def method(seconds: float, partitions: int, probe_every: int) -> str:
 
 
 def write_doc(
-    results: list[Measurement], seconds: float, partitions: int, probe_every: int
+    results: list[Measurement],
+    seconds: float,
+    partitions: int,
+    probe_every: int,
+    tick_ms: float = 1.0,
 ) -> None:
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     mixed = [m for m in results if m.probe_every > 1]
@@ -310,7 +314,7 @@ def write_doc(
         lines += ["", "### Every event qualifies a new lead (all alerts)", "", *_table(qualify)]
     lines += [
         "",
-        method(seconds, partitions, probe_every),
+        method(seconds, partitions, probe_every, tick_ms),
         "",
         "![latency against load](pipeline-latency.png)",
     ]
@@ -325,6 +329,7 @@ async def main(
     chains: list[str],
     all_qualify: list[float],
     keep_going: bool = False,
+    tick_ms: float = 1.0,
 ) -> list[Measurement]:
     bootstrap = os.environ.get("HOTLEAD_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
     results: list[Measurement] = []
@@ -343,7 +348,7 @@ async def main(
                     for rate in series:
                         m = await measure(
                             chain, target, receiver, rate=rate, duration_s=seconds,
-                            probe_every=every,
+                            probe_every=every, tick_ms=tick_ms,
                         )  # fmt: skip
                         print(m.row(), m.errors, m.hops(), "late per second",
                               m.late_by_second, flush=True)  # fmt: skip
@@ -378,14 +383,18 @@ if __name__ == "__main__":
     parser.add_argument(
         "--keep-going", action="store_true", help="run every rate, even after an overloaded one"
     )
+    parser.add_argument(
+        "--tick-ms", type=float, default=1.0,
+        help="the load generators' tick: a request leaves within one tick of its time",
+    )  # fmt: skip
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     qualify = [float(r) for r in args.all_qualify.split(",") if r]
     results = asyncio.run(
         main(rates, args.seconds, args.partitions, args.probe_every,
-             args.chains.split(","), qualify, args.keep_going)
+             args.chains.split(","), qualify, args.keep_going, args.tick_ms)
     )  # fmt: skip
     if not args.no_doc:
-        write_doc(results, args.seconds, args.partitions, args.probe_every)
+        write_doc(results, args.seconds, args.partitions, args.probe_every, args.tick_ms)
         chart(points(results))
         print(f"wrote {DOC} and {CHART}")

@@ -213,6 +213,7 @@ async def measure(
     probe_every: int = 20,
     procs: int = 2,
     drain_s: float = 10.0,
+    tick_ms: float = 1.0,
 ) -> Measurement:
     run = uuid.uuid4().hex[:6]
     groups = cpu_groups(target, receiver)
@@ -232,6 +233,7 @@ async def measure(
             procs=procs,
             proc=p,
             probe_every=probe_every,
+            tick_ms=tick_ms,
         )
         for p in range(procs)
     ]
