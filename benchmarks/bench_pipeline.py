@@ -5,8 +5,9 @@ the real broker, their own topics. The load is a mix: every `probe_every`-th req
 is a `page.viewed` of /bench by a new lead, which the bench rules qualify at once
 (one Slack webhook post each); the others are page views of /docs by a pool of
 existing leads, scored but never reaching the threshold. Latency, on the probes:
-from the ingest's 2xx to the receiver's arrival, both stamped with time.time_ns()
-in their own processes (load generators and receiver are separate processes).
+from the ingest's 2xx to the receiver's arrival, both stamped with the kernel's
+receive time on the system clock (time.time_ns()'s) in their own processes (load
+generators and receiver are separate processes).
 
 Baseline, in the same run: the same hops with bare aiokafka and one HTTP POST
 (benchmarks/baseline_chain.py), carrying the same mix.
@@ -236,24 +237,35 @@ def _table(results: list[Measurement]) -> list[str]:
     return lines
 
 
-def method(seconds: float, partitions: int, probe_every: int) -> str:
+def method(seconds: float, partitions: int, probe_every: int, tick_ms: float = 1.0) -> str:
     return (
-        "Method: open-loop load generators (two processes, raw asyncio HTTP/1.1 on "
-        "keep-alive connections opened before the load starts) send one event per request "
-        f"on a fixed schedule shared by both, {seconds:.0f} s per rate: a slow pipeline "
-        "cannot slow its own load. "
+        "Method: open-loop load generators (two processes, `benchmarks/loadgen.py` on "
+        "`benchmarks/openloop.py`: one epoll loop each, raw HTTP/1.1 on keep-alive "
+        "connections) send one event per request on a fixed schedule shared by both, "
+        f"{seconds:.0f} s per rate: a slow pipeline cannot slow its own load. Each "
+        f"generator wakes on a {tick_ms:g} ms tick, writes every request that is due at once (on a "
+        "connection with no answer outstanding; else on a new one, up to 256 per "
+        "generator, connections for ~50 ms of the load being opened before it starts; "
+        "past 256, pipelined behind the outstanding answers, which HTTP/1.1 returns in "
+        "order), and never waits for an answer or a connection before sending. Each "
+        "answer is matched to its request (a FIFO per connection) and stamped with the "
+        "kernel's receive time of its bytes (SO_TIMESTAMPNS, the system clock of "
+        "`time.time_ns()`), so an answer read at the next tick, or while the generator "
+        "waited for a CPU, still carries the time it arrived. "
         f"The mix: every {probe_every}th event is a probe, a `page.viewed` of /bench by a "
         "new lead that the bench rules (`benchmarks/pipeline_rules.yaml`) qualify at once; "
         "the others are page views of /docs by 2,000 existing leads, each scored (1 point, "
         "capped at 20) and never reaching the threshold of 70. Latency is measured on the "
         "probes, from the ingest's 2xx (Kafka acknowledged) to the fake Slack webhook "
-        "(its own process) receiving the alert, both stamped with `time.time_ns()` (the "
-        "system clock, one machine); a negative value means the alert arrived before the "
+        "(its own process) receiving the alert, both stamped with the kernel's receive "
+        "time of their bytes on the system clock (one machine), so neither end's wait for "
+        "a CPU moves the stamp; a negative value means the alert arrived before the "
         "ingest's answer did (the ingest process lagging behind its own Kafka write). "
         "`p99 from schedule` counts from when the request was due instead, so it includes "
-        "the ingest's answer time and any late send. `late sends`: requests that left more "
-        "than 10 ms after their scheduled time (the generators never wait for answers, so "
-        "lateness is the sender not getting a CPU; the generators and the receiver run at "
+        f"the ingest's answer time, the up to {tick_ms:g} ms tick and any late send. `late sends`: "
+        "requests written more than 10 ms after their scheduled time, measured at the "
+        "write (the generators never wait for answers or connections, so lateness is the "
+        "sender not getting a CPU; the generators and the receiver run at "
         "nice -5 where allowed, so that on a shared machine they are not the ones waiting). "
         "`sustained`: every request answered 2xx, the ingest's answers within 1 s at p99 "
         "(later answers mean its input outruns it), at most 5 % sent late, every probe "
@@ -269,14 +281,19 @@ def method(seconds: float, partitions: int, probe_every: int) -> str:
         "each in its own), the receiver's session and the broker (the process listening on "
         "the bootstrap port; shared, so on a busy machine it includes others' traffic), read "
         "just before the generators start and once every probe arrived; the generators "
-        "report their own process time over the schedule; `machine` is all busy CPU time "
-        "of the machine (/proc/stat) in the same window, `machine cores busy` that over the "
-        "window's length (2 cores: at most 2)."
+        "report their own process time over the schedule (from its first slot until the "
+        "last answer; `python -m benchmarks.bench_loadgen` measures them alone); "
+        "`machine` is all busy CPU time of the machine (/proc/stat) in the same window, "
+        "`machine cores busy` that over the window's length (2 cores: at most 2)."
     )
 
 
 def write_doc(
-    results: list[Measurement], seconds: float, partitions: int, probe_every: int
+    results: list[Measurement],
+    seconds: float,
+    partitions: int,
+    probe_every: int,
+    tick_ms: float = 1.0,
 ) -> None:
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     mixed = [m for m in results if m.probe_every > 1]
@@ -297,7 +314,7 @@ def write_doc(
         lines += ["", "### Every event qualifies a new lead (all alerts)", "", *_table(qualify)]
     lines += [
         "",
-        method(seconds, partitions, probe_every),
+        method(seconds, partitions, probe_every, tick_ms),
         "",
         "![latency against load](pipeline-latency.png)",
     ]
@@ -312,6 +329,7 @@ async def main(
     chains: list[str],
     all_qualify: list[float],
     keep_going: bool = False,
+    tick_ms: float = 1.0,
 ) -> list[Measurement]:
     bootstrap = os.environ.get("HOTLEAD_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
     results: list[Measurement] = []
@@ -330,7 +348,7 @@ async def main(
                     for rate in series:
                         m = await measure(
                             chain, target, receiver, rate=rate, duration_s=seconds,
-                            probe_every=every,
+                            probe_every=every, tick_ms=tick_ms,
                         )  # fmt: skip
                         print(m.row(), m.errors, m.hops(), "late per second",
                               m.late_by_second, flush=True)  # fmt: skip
@@ -365,14 +383,18 @@ if __name__ == "__main__":
     parser.add_argument(
         "--keep-going", action="store_true", help="run every rate, even after an overloaded one"
     )
+    parser.add_argument(
+        "--tick-ms", type=float, default=1.0,
+        help="the load generators' tick: a request leaves within one tick of its time",
+    )  # fmt: skip
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     qualify = [float(r) for r in args.all_qualify.split(",") if r]
     results = asyncio.run(
         main(rates, args.seconds, args.partitions, args.probe_every,
-             args.chains.split(","), qualify, args.keep_going)
+             args.chains.split(","), qualify, args.keep_going, args.tick_ms)
     )  # fmt: skip
     if not args.no_doc:
-        write_doc(results, args.seconds, args.partitions, args.probe_every)
+        write_doc(results, args.seconds, args.partitions, args.probe_every, args.tick_ms)
         chart(points(results))
         print(f"wrote {DOC} and {CHART}")

@@ -2,13 +2,14 @@
 fixed schedule, whatever the system under test does, so slow answers cannot
 slow the load down and hide their own latency (no coordinated omission).
 
-Slot i is due at `start_ns + i / rate`; each request is its own task on a pool
-of keep-alive connections. Several processes share one schedule (`LoadSpec`).
+Slot i is due at `start_ns + i / rate`. Several processes share one schedule
+(`LoadSpec`); each sends its slots with benchmarks/openloop.py (one epoll loop,
+requests written from the schedule loop itself on keep-alive connections, see
+there) and prints its results as JSON.
 """
 
-import asyncio
+import gc
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -46,6 +47,8 @@ class LoadSpec:
     leads: int = 2000
     connections: int = 256
     late_ms: float = 10.0
+    tick_ms: float = 1.0
+    drain_s: float = 30.0
 
 
 def probe_id(run: str, index: int) -> str:
@@ -53,7 +56,8 @@ def probe_id(run: str, index: int) -> str:
 
 
 def request_body(spec: LoadSpec, index: int) -> tuple[bytes, str | None]:
-    """The request of slot `index` and, for a probe, the id its alert will carry."""
+    """The body of slot `index` and, for a probe, the id its alert will carry (the
+    mix's definition; `Requests` builds the same bodies from templates)."""
     probe = index % spec.probe_every == 0
     if spec.kind == "baseline":
         ident = probe_id(spec.run, index) if probe else f"en{spec.run}x{index}"
@@ -70,76 +74,101 @@ def request_body(spec: LoadSpec, index: int) -> tuple[bytes, str | None]:
     return body, lead if probe else None
 
 
-async def generate(spec: LoadSpec) -> dict[str, object]:
-    """Send this process' share of the schedule; stamp each answer with time.time_ns()."""
-    from benchmarks.rawhttp import Pool
+class Requests:
+    """The whole HTTP request of each slot, from templates built once: per request,
+    only the slot's numbers are formatted (the bodies are `request_body`'s)."""
 
-    pool = Pool(spec.host, spec.port, max_connections=spec.connections)
-    total = int(spec.rate * spec.duration_s)
-    path, headers = spec.path.encode(), spec.headers.encode()
-    interval_ns = 1e9 / spec.rate
-    probes: list[tuple[str, int, int]] = []
-    lags: list[float] = []
-    response_ms: list[float] = []
-    counts = {"sent": 0, "ok": 0, "failed": 0, "dropped": 0}
-    errors: dict[str, int] = {}
-    in_flight: set[asyncio.Task[None]] = set()
-    late_by_s = [0] * (int(spec.duration_s) + 1)
-    cpu = time.process_time()
-
-    async def one(index: int, due: int) -> None:
-        body, probe = request_body(spec, index)
-        try:
-            status, _ = await pool.request(b"POST", path, body, headers)
-        except Exception as exc:  # noqa: BLE001 - a benchmark counts every failure kind
-            counts["failed"] += 1
-            errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+    def __init__(self, spec: LoadSpec) -> None:
+        run = spec.run.encode()
+        self.head = b"POST %s HTTP/1.1\r\nhost: %s\r\n%scontent-length: %%d\r\n\r\n" % (
+            spec.path.encode(), spec.host.encode(), spec.headers.encode()
+        )  # fmt: skip
+        self.probe_every, self.leads, self.baseline = spec.probe_every, spec.leads, False
+        if spec.kind == "baseline":
+            self.baseline = True
+            self.probe, self.other = b"pr" + run + b"x%d", b"en" + run + b"x%d"
             return
-        acked = time.time_ns()
-        response_ms.append((acked - due) / 1e6)
-        if 200 <= status < 300:
-            counts["ok"] += 1
-            if probe is not None:
-                probes.append((probe, due, acked))
-        else:
-            counts["failed"] += 1
-            errors[f"HTTP {status}"] = errors.get(f"HTTP {status}", 0) + 1
+        event = b'{"events":[{"id":"ev' + run + b'x%d","type":"page.viewed","lead_id":"'
+        self.probe = event + b"pr" + run + b'x%d","data":{"url":"https://www.example.com/bench"}}]}'
+        self.other = (
+            event + b"en" + run + b'x%d","data":{"url":"https://www.example.com/docs/%d"}}]}'
+        )
 
-    # connections for ~50 ms of this process' share of the load, opened before it starts
-    await pool.warm(min(spec.connections, max(4, int(spec.rate / spec.procs * 0.05))))
-    slots = iter(range(spec.proc, total, spec.procs))
-    index = next(slots, None)
-    while index is not None:
-        now = time.time_ns()
-        due = spec.start_ns + int(index * interval_ns)
-        if due > now:
-            await asyncio.sleep((due - now) / 1e9)
-            continue
-        while index is not None and (due := spec.start_ns + int(index * interval_ns)) <= now:
-            lags.append((now - due) / 1e6)
-            if lags[-1] > spec.late_ms:
-                late_by_s[int((due - spec.start_ns) / 1e9)] += 1
-            counts["sent"] += 1
-            if len(in_flight) >= 20_000:
-                counts["dropped"] += 1
-            else:
-                task = asyncio.ensure_future(one(index, due))
-                in_flight.add(task)
-                task.add_done_callback(in_flight.discard)
-            index = next(slots, None)
-    if in_flight:
-        await asyncio.wait(in_flight, timeout=30)
-    pool.close()
+    def __call__(self, index: int) -> bytes:
+        if index % self.probe_every == 0:
+            body = self.probe % index if self.baseline else self.probe % (index, index)
+        elif self.baseline:
+            body = self.other % index
+        else:
+            body = self.other % (index, index % self.leads, index % 7)
+        return self.head % len(body) + body
+
+
+class Tally:
+    """What came back, per slot: answer times from the due time, 2xx and failures by
+    kind, and each probe's (id, due ns, 2xx ns) for the latency join."""
+
+    def __init__(self, spec: LoadSpec) -> None:
+        self.run, self.probe_every = spec.run, spec.probe_every
+        self.start_ns, self.interval_ns = spec.start_ns, 1e9 / spec.rate
+        self.ok = self.failures = 0
+        self.errors: dict[str, int] = {}
+        self.response_ms: list[float] = []
+        self.probes: list[tuple[str, int, int]] = []
+
+    def answered(self, index: int, status: int, at: int) -> None:
+        due = self.start_ns + int(index * self.interval_ns)
+        self.response_ms.append((at - due) / 1e6)
+        if 200 <= status < 300:
+            self.ok += 1
+            if index % self.probe_every == 0:
+                self.probes.append((probe_id(self.run, index), due, at))
+        else:
+            self.failed(index, f"HTTP {status}")
+
+    def failed(self, index: int, reason: str) -> None:
+        self.failures += 1
+        self.errors[reason] = self.errors.get(reason, 0) + 1
+
+
+def generate(spec: LoadSpec) -> dict[str, object]:
+    """Send this process' share of the schedule; stamp each answer with time.time_ns().
+
+    Blocking (its own loop): run it in its own process or thread."""
+    from benchmarks.openloop import OpenLoop
+
+    tally = Tally(spec)
+    sender = OpenLoop(
+        spec.host, spec.port, request=Requests(spec), answered=tally.answered,
+        failed=tally.failed, start_ns=spec.start_ns, interval_ns=1e9 / spec.rate,
+        first=spec.proc, step=spec.procs, end=int(spec.rate * spec.duration_s),
+        late_ns=int(spec.late_ms * 1e6), tick_ns=int(spec.tick_ms * 1e6), drain_s=spec.drain_s,
+        # connections for ~50 ms of this process' share of the load, opened before it
+        # starts; more are opened while every one has an answer outstanding, up to
+        # `connections`; past that, requests are pipelined
+        connections=min(spec.connections, max(4, int(spec.rate / spec.procs * 0.05))),
+        max_connections=spec.connections,
+    )  # fmt: skip
+    sender.open_before()
+    collecting = gc.isenabled()
+    gc.disable()  # nothing here makes cycles; a collection would stall the schedule
+    try:
+        sender.run()
+    finally:
+        if collecting:
+            gc.enable()
     return {
-        **counts,
-        "errors": errors,
-        "late": sum(1 for lag in lags if lag > spec.late_ms),
-        "late_by_second": late_by_s,
-        "max_lag_ms": max(lags, default=0.0),
-        "response_ms": response_ms,
-        "probes": probes,
-        "connections": pool.opened,
-        "cpu_s": time.process_time() - cpu,
+        "sent": sender.sent,
+        "ok": tally.ok,
+        "failed": tally.failures,
+        "errors": tally.errors,
+        "late": sender.late,
+        "late_by_second": sender.late_by_second,
+        "max_lag_ms": sender.max_lag_ns / 1e6,
+        "response_ms": tally.response_ms,
+        "probes": tally.probes,
+        "connections": sender.opened,
+        "cpu_s": sender.cpu_s,
     }
 
 
@@ -151,5 +180,5 @@ if __name__ == "__main__":
     from benchmarks.rawhttp import harness_priority
 
     harness_priority()
-    result = asyncio.run(generate(LoadSpec(**orjson.loads(sys.argv[1]))))
+    result = generate(LoadSpec(**orjson.loads(sys.argv[1])))
     sys.stdout.buffer.write(orjson.dumps(result))
