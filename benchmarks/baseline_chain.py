@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from benchmarks.rawhttp import Pool, serve
+from services.common.socket_reads import cap_socket_reads
 
 LINGER_MS = 1
 
@@ -104,6 +105,7 @@ def main(argv: list[str]) -> None:
     roles = {"ingest": ingest, "relay": relay, "notify": notify}
     if role not in roles:
         raise SystemExit(f"unknown role {role!r}: ingest, relay or notify")
+    cap_socket_reads()  # as the hotlead services do: the same socket reads on both chains
     asyncio.run(roles[role](bootstrap, *rest))  # type: ignore[operator]
 
 

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from services.common.logging import configure_logging
+from services.common.socket_reads import cap_socket_reads
 from services.handoff.assignment_config import load_assignment_config
 from services.handoff.kafka_io import HandoffProducer
 from services.handoff.redrive import redrive
@@ -17,6 +18,7 @@ def _run(args: argparse.Namespace) -> int:
     settings = HandoffSettings()
     configure_logging(settings.handoff_log_level, json=True)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    cap_socket_reads()
     asyncio.run(run_handoff(settings))
     return 0
 

@@ -8,6 +8,7 @@ import uvicorn
 
 from services.common.gc_tuning import tune_gc
 from services.common.logging import configure_logging
+from services.common.socket_reads import cap_socket_reads
 from services.ingest.app import create_app
 from services.ingest.fastpath import with_events_fast_path
 from services.ingest.kafka import IngestKafkaPublisher
@@ -44,6 +45,7 @@ async def run(settings: IngestSettings, host: str, port: int) -> None:
 
 def serve(settings: IngestSettings, *, host: str | None = None, port: int | None = None) -> int:
     configure_logging(settings.ingest_log_level, json=True)
+    cap_socket_reads()
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     asyncio.run(run(settings, host or settings.ingest_host, port or settings.ingest_port))
     return 0
