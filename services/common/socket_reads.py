@@ -11,6 +11,7 @@ messages simply take several reads of 64 KiB.
 """
 
 from asyncio import selector_events
+from typing import Any
 
 READ_BYTES = 65_536
 """Most bytes one read of a socket asks for (asyncio's default: 262,144)."""
@@ -20,4 +21,6 @@ def cap_socket_reads(limit: int = READ_BYTES) -> None:
     """Make asyncio's socket transports read at most `limit` bytes at a time.
     Call once at start-up, before connections are made (it sets the class's
     default; a transport made earlier keeps its own if it has one)."""
-    selector_events._SelectorSocketTransport.max_size = limit
+    # a private class of asyncio (not in typeshed's stubs); `max_size` is its read size
+    transport: Any = selector_events._SelectorSocketTransport  # type: ignore[attr-defined]
+    transport.max_size = limit
