@@ -114,6 +114,7 @@ def create_app(settings: ScorerSettings, rules: Rules) -> ScorerApp:
     metrics.start_series(["threshold", *(trigger.name for trigger in rules.triggers)])
     source_name = settings.topic(EVENTS)
     app.batch_topics([source_name], settings.scorer_batch_size)
+    app.fetch_wait(settings.scorer_fetch_max_wait_ms, settings.scorer_fetch_min_bytes)
     events = app.topic(
         source_name,
         key_type=bytes,
@@ -166,6 +167,9 @@ def create_app(settings: ScorerSettings, rules: Rules) -> ScorerApp:
 
     async def forget(partitions: set[TP], why: str) -> None:
         await drain()  # the batch in flight is stored before its partitions move
+        # and the states waiting for the changelog are in it before another worker
+        # recovers these partitions from it (faust commits nothing at a rebalance)
+        await table.flush()
         dropped = cache.drop_partitions({tp.partition for tp in partitions})
         metrics.cache_states.set(len(cache))
         log.info("state_cache_dropped", partitions=why, states=dropped)

@@ -77,6 +77,25 @@ class BatchMessage(ConsumerMessage):
         return bool(consumer.ack(self))
 
 
+class BatchingConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """faust's consumer thread, with the app's fetch wait (`BatchingApp.fetch_wait`).
+
+    faust builds aiokafka's consumer with `fetch_min_bytes=1` (the broker answers a
+    fetch as soon as one record is there) and a fixed `fetch_max_wait_ms`: under a
+    live trickle every record or two made a fetch of its own, and each fetch costs a
+    request, a response over every partition, and two cross-thread wake-ups
+    (`getmany`), whatever it brings."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        app = self.app
+        if isinstance(app, BatchingApp) and app.fetch_wait_ms is not None:
+            # read by the consumer's start() when it makes its Fetcher
+            consumer._fetch_min_bytes = app.fetch_min_bytes
+            consumer._fetch_max_wait_ms = app.fetch_wait_ms
+        return consumer
+
+
 class BatchingConsumer(faust_aiokafka.Consumer):
     """faust's aiokafka consumer, delivering `batch_topics` in batches, and running
     `before_commit` hooks before it commits offsets."""
@@ -92,6 +111,9 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             self.batch_topics = app.batched_topics
             self.batch_max = app.batch_max
             self.before_commit = app.commit_hooks
+
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return BatchingConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _commit_offsets(
         self, offsets: Mapping[TP, int], start_new_transaction: bool = True
@@ -180,10 +202,18 @@ class BatchingApp(faust.App):
     batched_topics: frozenset[str] = frozenset()
     batch_max = 500
     commit_hooks: tuple[Callable[[], Awaitable[None]], ...] = ()
+    fetch_wait_ms: int | None = None
+    fetch_min_bytes = 1
 
     def batch_topics(self, topics: Sequence[str], batch_max: int) -> None:
         self.batched_topics = frozenset(topics)
         self.batch_max = batch_max
+
+    def fetch_wait(self, max_wait_ms: int, min_bytes: int) -> None:
+        """Fetches wait on the broker for `min_bytes` or `max_wait_ms`, whichever
+        comes first (aiokafka's `fetch_min_bytes`, `fetch_max_wait_ms`)."""
+        self.fetch_wait_ms = max_wait_ms
+        self.fetch_min_bytes = min_bytes
 
     def before_commit(self, hook: Callable[[], Awaitable[None]]) -> None:
         self.commit_hooks = (*self.commit_hooks, hook)

@@ -42,6 +42,20 @@ class ScorerSettings(KafkaSettings):
         ge=1,
         description="Most records in one fetched batch (batches waiting are scored together).",
     )
+    scorer_fetch_max_wait_ms: int = Field(
+        default=10,
+        ge=0,
+        le=1500,
+        description="How long a fetch may wait on the broker for more records (up to"
+        " HOTLEAD_SCORER_FETCH_MIN_BYTES): under a live trickle each fetch brings the"
+        " records of this many milliseconds instead of one or two, at as much added latency.",
+    )
+    scorer_fetch_min_bytes: int = Field(
+        default=1_048_576,
+        ge=1,
+        description="Bytes a fetch waits for (at most HOTLEAD_SCORER_FETCH_MAX_WAIT_MS); with"
+        " a backlog a fetch answers at once.",
+    )
     scorer_state_cache_size: int = Field(
         default=20_000,
         ge=0,

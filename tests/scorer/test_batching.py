@@ -2,6 +2,7 @@
 commit hooks run (and can veto) before offsets are committed."""
 
 import asyncio
+import inspect
 from collections.abc import Iterator
 from typing import Any
 
@@ -201,3 +202,29 @@ async def test_batches_fetched_before_a_rebalance_are_not_delivered_after_it() -
     await consumer._drain_messages(fetcher)
     assert [[r.offset for r in m.records] for m in delivered] == [[0, 1]]
     assert consumer._read_offset[tp] == 1
+
+
+async def test_the_fetch_wait_reaches_the_aiokafka_consumer() -> None:
+    # faust builds aiokafka's consumer with fetch_min_bytes=1 and a fixed wait
+    app = make_app()
+    app.fetch_wait(7, 12_345)
+    thread = app.consumer._thread  # type: ignore[attr-defined]
+    consumer = thread._create_worker_consumer(app.consumer.transport)
+    try:
+        assert (consumer._fetch_min_bytes, consumer._fetch_max_wait_ms) == (12_345, 7)
+    finally:
+        await consumer.stop()  # never started
+    # its start() makes the Fetcher from these two attributes
+    source = inspect.getsource(type(consumer).start)
+    assert "fetch_min_bytes=self._fetch_min_bytes" in source
+    assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in source
+
+
+async def test_without_a_fetch_wait_faust_s_values_stay() -> None:
+    app = make_app()
+    thread = app.consumer._thread  # type: ignore[attr-defined]
+    consumer = thread._create_worker_consumer(app.consumer.transport)
+    try:
+        assert (consumer._fetch_min_bytes, consumer._fetch_max_wait_ms) == (1, 1500)
+    finally:
+        await consumer.stop()
