@@ -31,7 +31,7 @@ from services.scorer.explain import lead_view
 from services.scorer.faust_table import TABLE_NAME, FaustLeadTable, kafka_producer
 from services.scorer.metrics import ScorerMetrics
 from services.scorer.partitioning import KeyPartitioner
-from services.scorer.processor import BatchScorer, Record
+from services.scorer.processor import BatchScorer
 from services.scorer.rules import Rules
 from services.scorer.settings import ScorerSettings
 from services.scorer.state_cache import StateCache
@@ -185,11 +185,7 @@ def create_app(settings: ScorerSettings, rules: Rules) -> ScorerApp:
             for message in messages:
                 if not isinstance(message, BatchMessage):
                     raise TypeError(f"expected a batch of records, got {message!r}")
-            records = [
-                Record(m.key, m.value or b"", m.partition, m.offset)
-                for message in messages
-                for m in message.records
-            ]
+            records = [m for message in messages for m in message.records]
             try:
                 await scorer.score_batch(records)
             except BaseException as exc:
@@ -206,6 +202,8 @@ def create_app(settings: ScorerSettings, rules: Rules) -> ScorerApp:
         @app.timer(interval=settings.scorer_sweep_interval_s)  # type: ignore[untyped-decorator]
         async def sweep_quiet_leads() -> None:
             changed = await scorer.sweep()
+            # no offsets to commit after a sweep: its states go to the changelog now
+            await table.flush()
             if changed:
                 log.info("sweep_segment_changes", leads=changed)
 

@@ -23,7 +23,7 @@ then the stream acks the batch message, whose offset is the last record's), so
 a commit never covers a record that was not processed.
 """
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import faust
@@ -31,7 +31,8 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, TransportT
 from faust.types.transports import ConsumerT
-from faust.types.tuples import ConsumerMessage, Message
+from faust.types.tuples import ConsumerMessage, Message, ack_lock
+from mode.utils.futures import notify
 
 
 class BatchMessage(ConsumerMessage):
@@ -68,8 +69,12 @@ class BatchMessage(ConsumerMessage):
         record's) after the agent's body: faust's compiled stream iterator does
         that without calling back into the message, so the records are acked here.
         """
-        for record in self.records[:-1]:
-            consumer.ack(record)
+        records = self.records[:-1]
+        if isinstance(consumer, BatchingConsumer):
+            consumer.ack_many(records)
+        else:
+            for record in records:
+                consumer.ack(record)
 
     def on_final_ack(self, consumer: ConsumerT) -> bool:
         # faust's pure-Python stream path acks through here
@@ -114,6 +119,41 @@ class BatchingConsumer(faust_aiokafka.Consumer):
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return BatchingConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    def ack_many(self, messages: Iterable[Message]) -> None:
+        """`Consumer.ack` for each message, with the same bookkeeping (what
+        `_new_offset` commits from), under one acquisition of faust's ack lock and one
+        notification: per record, faust's `ack` was ~5 % of the worker's CPU."""
+        enabled: dict[str, bool] = {}
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        committed_offsets = self._committed_offset
+        acked_indexes = self._acked_index
+        acked_lists = self._acked
+        unacked = self._unacked_messages
+        added = 0
+        with ack_lock:
+            for message in messages:
+                if message.acked:
+                    continue
+                message.acked = True
+                topic = message.topic
+                acking = enabled.get(topic)
+                if acking is None:
+                    acking = enabled[topic] = acks_enabled_for(topic)
+                if not acking:
+                    continue
+                tp, offset = message.tp, message.offset
+                committed = committed_offsets[tp]
+                if committed is None or offset >= committed:
+                    index = acked_indexes[tp]
+                    if offset not in index:
+                        unacked.discard(message)
+                        index.add(offset)
+                        acked_lists[tp].append(offset)
+                        added += 1
+            self._n_acked += added
+        if enabled:
+            notify(self._waiting_for_ack)
 
     async def _commit_offsets(
         self, offsets: Mapping[TP, int], start_new_transaction: bool = True

@@ -59,7 +59,7 @@ class ScorerSettings(KafkaSettings):
     scorer_state_cache_size: int = Field(
         default=20_000,
         ge=0,
-        description="Lead states kept decoded in memory between batches (least recently used"
+        description="Lead states kept decoded in memory between batches (least recently stored"
         " dropped first; ~6 KB each); 0: read every state from the table. Dropped for the"
         " partitions of every rebalance and after any failed batch.",
     )

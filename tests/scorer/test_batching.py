@@ -228,3 +228,39 @@ async def test_without_a_fetch_wait_faust_s_values_stay() -> None:
         assert (consumer._fetch_min_bytes, consumer._fetch_max_wait_ms) == (1, 1500)
     finally:
         await consumer.stop()
+
+
+def test_acking_many_at_once_books_as_acking_one_by_one() -> None:
+    other = "batching-test.other"  # a topic without acks
+    states = []
+    for bulk in (False, True):
+        app = make_app()
+        consumer = app.consumer
+        app.topics._acking_topics.add(TOPIC)
+        tp0, tp1, tp_other = TP(TOPIC, 0), TP(TOPIC, 1), TP(other, 0)
+        consumer._committed_offset[tp0] = 5
+        done = message(tp0, 7)
+        consumer.ack(done)  # acked before: skipped
+        messages = [
+            *(message(tp0, offset) for offset in (3, 5, 6, 7, 8)),  # 3: below the commit
+            *(message(tp1, offset) for offset in (0, 1, 1)),  # offset 1 twice
+            message(tp_other, 4),
+            done,
+        ]
+        if bulk:
+            consumer.ack_many(messages)
+        else:
+            for m in messages:
+                consumer.ack(m)
+        assert all(m.acked for m in messages)
+        states.append(
+            (
+                dict(consumer._acked),
+                dict(consumer._acked_index),
+                consumer._n_acked,
+                consumer._new_offset(tp0),
+                consumer._new_offset(tp1),
+            )
+        )
+    assert states[0] == states[1]
+    assert states[1][3:] == (9, 2)
