@@ -46,15 +46,16 @@ class ScorerSettings(KafkaSettings):
         default=10,
         ge=0,
         le=1500,
-        description="How long a fetch may wait on the broker for more records (up to"
-        " HOTLEAD_SCORER_FETCH_MIN_BYTES): under a live trickle each fetch brings the"
-        " records of this many milliseconds instead of one or two, at as much added latency.",
+        description="After a fetch that brought records, how long the next may wait on the"
+        " broker for more (up to HOTLEAD_SCORER_FETCH_MIN_BYTES): under a live trickle each"
+        " fetch brings the records of this many milliseconds instead of one or two. After an"
+        " empty fetch the next answers at the first record.",
     )
     scorer_fetch_min_bytes: int = Field(
         default=1_048_576,
         ge=1,
-        description="Bytes a fetch waits for (at most HOTLEAD_SCORER_FETCH_MAX_WAIT_MS); with"
-        " a backlog a fetch answers at once.",
+        description="Bytes a fetch after one that brought records waits for (at most"
+        " HOTLEAD_SCORER_FETCH_MAX_WAIT_MS); with a backlog a fetch answers at once.",
     )
     scorer_state_cache_size: int = Field(
         default=20_000,

@@ -7,11 +7,17 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from aiokafka.consumer.fetcher import Fetcher
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
-from services.scorer.batching import BatchingApp, BatchingConsumer, BatchMessage
+from services.scorer.batching import (
+    BatchingApp,
+    BatchingConsumer,
+    BatchMessage,
+    wait_while_busy,
+)
 
 TOPIC = "batching-test.events"
 
@@ -204,30 +210,40 @@ async def test_batches_fetched_before_a_rebalance_are_not_delivered_after_it() -
     assert consumer._read_offset[tp] == 1
 
 
-async def test_the_fetch_wait_reaches_the_aiokafka_consumer() -> None:
-    # faust builds aiokafka's consumer with fetch_min_bytes=1 and a fixed wait
-    app = make_app()
-    app.fetch_wait(7, 12_345)
-    thread = app.consumer._thread  # type: ignore[attr-defined]
-    consumer = thread._create_worker_consumer(app.consumer.transport)
-    try:
-        assert (consumer._fetch_min_bytes, consumer._fetch_max_wait_ms) == (12_345, 7)
-    finally:
-        await consumer.stop()  # never started
-    # its start() makes the Fetcher from these two attributes
-    source = inspect.getsource(type(consumer).start)
-    assert "fetch_min_bytes=self._fetch_min_bytes" in source
-    assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in source
+class _AiokafkaFetcher:
+    """aiokafka's Fetcher: the two attributes each fetch request is made from."""
+
+    def __init__(self, brings: list[bool]) -> None:
+        self._fetch_max_wait_ms = 1500
+        self._fetch_min_bytes = 1
+        self.brings = brings
+        self.requests: list[tuple[int, int]] = []
+
+    async def _proc_fetch_request(self, assignment: Any, node_id: int, request: Any) -> bool:
+        self.requests.append((self._fetch_max_wait_ms, self._fetch_min_bytes))
+        return self.brings.pop(0)
 
 
-async def test_without_a_fetch_wait_faust_s_values_stay() -> None:
-    app = make_app()
-    thread = app.consumer._thread  # type: ignore[attr-defined]
-    consumer = thread._create_worker_consumer(app.consumer.transport)
-    try:
-        assert (consumer._fetch_min_bytes, consumer._fetch_max_wait_ms) == (1, 1500)
-    finally:
-        await consumer.stop()
+async def test_fetches_wait_for_more_only_while_records_keep_coming() -> None:
+    fetcher = _AiokafkaFetcher([False, True, True, False, True])
+    wait_while_busy(fetcher, 10, 65_536)
+    for _ in range(5):
+        await fetcher._proc_fetch_request(None, 1, None)  # as the fetcher's routine calls it
+    assert fetcher.requests == [
+        (1500, 1),  # faust's: answered at the first record
+        (1500, 1),
+        (10, 65_536),  # the one before brought records: wait for more
+        (10, 65_536),
+        (1500, 1),  # the one before brought none
+    ]
+    assert (fetcher._fetch_max_wait_ms, fetcher._fetch_min_bytes) == (10, 65_536)
+
+
+def test_aiokafka_makes_each_fetch_from_the_attributes_wait_while_busy_sets() -> None:
+    routine = inspect.getsource(Fetcher._fetch_requests_routine)
+    assert "self._proc_fetch_request(" in routine  # looked up on the instance
+    actions = inspect.getsource(Fetcher._get_actions_per_node)
+    assert "self._fetch_max_wait_ms,\n                self._fetch_min_bytes," in actions
 
 
 def test_acking_many_at_once_books_as_acking_one_by_one() -> None:
