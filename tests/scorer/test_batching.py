@@ -2,10 +2,12 @@
 commit hooks run (and can veto) before offsets are committed."""
 
 import asyncio
+import contextlib
 import inspect
 from collections.abc import Iterator
 from typing import Any
 
+import faust
 import pytest
 from aiokafka.consumer.fetcher import Fetcher
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -16,6 +18,7 @@ from services.scorer.batching import (
     BatchingApp,
     BatchingConsumer,
     BatchMessage,
+    BatchStream,
     wait_while_busy,
 )
 
@@ -280,3 +283,39 @@ def test_acking_many_at_once_books_as_acking_one_by_one() -> None:
         )
     assert states[0] == states[1]
     assert states[1][3:] == (9, 2)
+
+
+@pytest.mark.parametrize(("stream_class", "most"), [(BatchStream, 1), (faust.Stream, None)])
+async def test_an_idle_take_events_sleeps_instead_of_polling(
+    stream_class: type, most: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = BatchingApp(
+        "batching-test", broker="kafka://127.0.0.1:9", store="memory://", Stream=stream_class
+    )
+    APPS.append(app)
+    stream = app.stream(app.channel())
+    assert type(stream) is stream_class
+    waits = 0
+    wait_for_stopped = faust.Stream.wait_for_stopped
+
+    async def counted(self: Any, *args: Any, **kwargs: Any) -> bool:
+        nonlocal waits
+        waits += 1
+        stopped: bool = await wait_for_stopped(self, *args, **kwargs)
+        return stopped
+
+    monkeypatch.setattr(faust.Stream, "wait_for_stopped", counted)
+
+    async def take() -> None:
+        async for _ in stream.take_events(10, within=0.002):
+            pass
+
+    task = asyncio.ensure_future(take())
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    if most is not None:
+        assert waits <= most  # one wait, for the first value to arrive
+    else:
+        assert waits >= 20  # faust's: one wait every 2 ms
