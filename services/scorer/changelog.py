@@ -41,6 +41,10 @@ class ChangelogWriter:
         self._count = 0
         self._sent: list[tuple[asyncio.Future[Any], int]] = []
         """Batches sent and not yet awaited by `flush`: (future, records in the batch)."""
+        self._lock = asyncio.Lock()
+        """Held while sending and flushing: a flush returns only once every state noted
+        before it is acknowledged, even with a send (max_pending) or another flush (a
+        commit and a rebalance) under way."""
 
     def __len__(self) -> int:
         """States waiting to be sent."""
@@ -65,6 +69,10 @@ class ChangelogWriter:
     async def send(self, topic: str) -> None:
         """Send every state waiting, one record batch per partition (and per
         `max_batch_size` bytes); `flush` awaits their acks."""
+        async with self._lock:
+            await self._send(topic)
+
+    async def _send(self, topic: str) -> None:
         waiting, self._waiting, self._count = self._waiting, {}, 0
         if not waiting:
             return
@@ -87,11 +95,12 @@ class ChangelogWriter:
     async def flush(self, topic: str) -> dict[int, int]:
         """Send what waits, then wait for every batch sent so far; raises if one failed.
         Returns the offset of the last record written per partition."""
-        await self.send(topic)
-        sent, self._sent = self._sent, []
-        if not sent:
-            return {}
-        results = await asyncio.gather(*(future for future, _ in sent))
+        async with self._lock:
+            await self._send(topic)
+            sent, self._sent = self._sent, []
+            if not sent:
+                return {}
+            results = await asyncio.gather(*(future for future, _ in sent))
         last: dict[int, int] = {}
         for metadata, (_, count) in zip(results, sent, strict=True):
             partition = metadata.topic_partition.partition

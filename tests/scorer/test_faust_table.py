@@ -194,3 +194,29 @@ async def test_once_verified_the_counts_are_not_read_again() -> None:
     fake.counts[CHANGELOG] = 0
     await table.save_all([(LeadState(lead_id="lead-b"), 0)])
     assert len(table._changelog) == 2  # both waiting for the changelog, no error
+
+
+async def test_states_sent_during_a_flush_are_awaited_by_the_next_one() -> None:
+    table, fake = make_table({EVENTS: 3, CHANGELOG: 3})
+    table._changelog.max_pending = 2
+    await table.save_all([(LeadState(lead_id="lead-a"), 0)])
+    flushing = asyncio.ensure_future(table.flush())
+    await asyncio.sleep(0)
+    assert len(fake.producer.futures) == 1  # lead-a's batch, its ack not in yet
+    # a batch scored meanwhile makes 2 leads wait: sent, but after the flush
+    saving = asyncio.ensure_future(
+        table.save_all([(LeadState(lead_id="lead-b"), 1), (LeadState(lead_id="lead-c"), 1)])
+    )
+    await asyncio.sleep(0)
+    assert len(fake.producer.futures) == 1
+    fake.producer.futures[0].set_result(_Metadata(0, 4))
+    await flushing
+    await saving
+    assert fake.data.persisted == {0: 4}
+    assert len(fake.producer.futures) == 2  # sent once the flush was done
+    second = asyncio.ensure_future(table.flush())
+    await asyncio.sleep(0)
+    assert not second.done()  # waits for the batch sent in between
+    fake.producer.futures[1].set_result(_Metadata(1, 8))
+    await second
+    assert fake.data.persisted == {0: 4, 1: 9}
