@@ -30,6 +30,7 @@ from services.common.gc_tuning import tune_gc
 from services.common.kafka_settings import KafkaSettings
 from services.common.logging import configure_logging
 from services.common.topics import TopicSpec, delete_topics, ensure_topics, topic_specs
+from services.scorer.changelog import ChangelogWriter
 from services.scorer.core import apply_event
 from services.scorer.in_flight import Encoded
 from services.scorer.memory import MemoryTable
@@ -155,25 +156,22 @@ async def bench_worker(settings: KafkaSettings, count: int, workdir: Path) -> Ra
 
 class KafkaStateTable(MemoryTable):
     """The bare loop's 'table': a dict, and every stored state also written to a
-    compacted topic; `flush` (before each commit) waits for those acks, as the
-    worker's table does."""
+    compacted topic the way the worker's table writes its changelog
+    (`ChangelogWriter`: the latest state per lead, sent at the commit);
+    `flush` (before each commit) sends them and waits for the acks."""
 
     def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
         super().__init__()
-        self.producer = producer
         self.topic = topic
-        self.pending: list[asyncio.Future[object]] = []
+        self.changelog = ChangelogWriter(lambda: producer)
 
     async def save_encoded(self, records: list[Encoded]) -> None:
         for key, raw, partition in records:
             self.states[key.decode()] = (raw, partition)
-            self.pending.append(
-                await self.producer.send(self.topic, raw, key=key, partition=partition)
-            )
+        await self.changelog.add(self.topic, records)
 
     async def flush(self) -> None:
-        sent, self.pending = self.pending, []
-        await asyncio.gather(*sent)
+        await self.changelog.flush(self.topic)
 
 
 class KafkaSink:

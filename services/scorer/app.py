@@ -25,13 +25,13 @@ from schemas.data import HandoffRequestedData
 from schemas.envelope import CloudEvent
 from schemas.topics import EVENTS, HANDOFFS, SEGMENTS
 from services.common.logging import get_logger
-from services.scorer.batching import BatchingApp, BatchMessage
+from services.scorer.batching import BatchingApp, BatchMessage, BatchStream
 from services.scorer.evaluate import evaluate
 from services.scorer.explain import lead_view
 from services.scorer.faust_table import TABLE_NAME, FaustLeadTable, kafka_producer
 from services.scorer.metrics import ScorerMetrics
 from services.scorer.partitioning import KeyPartitioner
-from services.scorer.processor import BatchScorer, Record
+from services.scorer.processor import BatchScorer
 from services.scorer.rules import Rules
 from services.scorer.settings import ScorerSettings
 from services.scorer.state_cache import StateCache
@@ -109,11 +109,13 @@ def create_app(settings: ScorerSettings, rules: Rules) -> ScorerApp:
         web_transport="tcp://",
         consumer_auto_offset_reset="earliest",
         stream_wait_empty=False,
+        Stream=BatchStream,  # the agent's take_events polls its buffer more cheaply
     )
     metrics = ScorerMetrics()
     metrics.start_series(["threshold", *(trigger.name for trigger in rules.triggers)])
     source_name = settings.topic(EVENTS)
     app.batch_topics([source_name], settings.scorer_batch_size)
+    app.fetch_wait(settings.scorer_fetch_max_wait_ms, settings.scorer_fetch_min_bytes)
     events = app.topic(
         source_name,
         key_type=bytes,
@@ -166,6 +168,9 @@ def create_app(settings: ScorerSettings, rules: Rules) -> ScorerApp:
 
     async def forget(partitions: set[TP], why: str) -> None:
         await drain()  # the batch in flight is stored before its partitions move
+        # and the states waiting for the changelog are in it before another worker
+        # recovers these partitions from it (faust commits nothing at a rebalance)
+        await table.flush()
         dropped = cache.drop_partitions({tp.partition for tp in partitions})
         metrics.cache_states.set(len(cache))
         log.info("state_cache_dropped", partitions=why, states=dropped)
@@ -181,11 +186,7 @@ def create_app(settings: ScorerSettings, rules: Rules) -> ScorerApp:
             for message in messages:
                 if not isinstance(message, BatchMessage):
                     raise TypeError(f"expected a batch of records, got {message!r}")
-            records = [
-                Record(m.key, m.value or b"", m.partition, m.offset)
-                for message in messages
-                for m in message.records
-            ]
+            records = [m for message in messages for m in message.records]
             try:
                 await scorer.score_batch(records)
             except BaseException as exc:
@@ -202,6 +203,8 @@ def create_app(settings: ScorerSettings, rules: Rules) -> ScorerApp:
         @app.timer(interval=settings.scorer_sweep_interval_s)  # type: ignore[untyped-decorator]
         async def sweep_quiet_leads() -> None:
             changed = await scorer.sweep()
+            # no offsets to commit after a sweep: its states go to the changelog now
+            await table.flush()
             if changed:
                 log.info("sweep_segment_changes", leads=changed)
 

@@ -4,9 +4,8 @@ Key: lead id, value: LeadState JSON, in faust's table store (RocksDB per
 partition via rocksdict, or memory) and its changelog topic.
 """
 
-import asyncio
 import weakref
-from collections.abc import Awaitable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +17,7 @@ from faust.streams import _current_event
 from faust.types import TP
 from rocksdict import WriteBatch
 
+from services.scorer.changelog import ChangelogWriter
 from services.scorer.in_flight import Encoded, encode_states
 from services.scorer.state import LeadState
 
@@ -52,10 +52,11 @@ class _PartitionContext:
 class FaustLeadTable:
     """LeadTable on a faust table of raw bytes (key: lead id, value: LeadState JSON).
 
-    States are written straight to the table's store and changelog, a batch at a
-    time: faust's `table[key] = value` would park each changelog record in the
-    producer buffer, drained one record per task switch, and write the
-    changelog offset to RocksDB once per record.
+    States are written straight to the table's store, a batch at a time, and to
+    its changelog a commit at a time (`ChangelogWriter`): faust's `table[key] =
+    value` would park each changelog record in the producer buffer, drained one
+    record per task switch, and write the changelog offset to RocksDB once per
+    record.
     """
 
     def __init__(self, app: faust.App, table: Any, source_topic: str, partitions: int) -> None:
@@ -63,7 +64,7 @@ class FaustLeadTable:
         self._table = table
         self._topic = source_topic
         self._partitions = partitions
-        self._pending: list[Awaitable[Any]] = []
+        self._changelog = ChangelogWriter(lambda: kafka_producer(app))
         self._failed: BaseException | None = None
         self._changelog_verified = False
 
@@ -100,11 +101,12 @@ class FaustLeadTable:
         return LeadState.from_bytes(raw) if raw is not None else None
 
     async def save_all(self, states: Iterable[tuple[LeadState, int]]) -> None:
-        """Write the states to the store and send them to the changelog (acks=all).
+        """Write the states to the store, and to the changelog by the next commit.
 
-        The changelog's acks are awaited by `flush`, which the consumer runs before
-        every offset commit: no offset is committed before the states its events
-        produced are in the changelog, without a round trip per batch."""
+        `flush`, which the consumer runs before every offset commit, sends them to
+        the changelog (acks=all) and waits for the acks: no offset is committed
+        before the states its events produced are in the changelog, without a
+        produce request and a round trip per batch."""
         await self.save_encoded(encode_states(states))
 
     async def save_encoded(self, records: list[Encoded]) -> None:
@@ -113,10 +115,7 @@ class FaustLeadTable:
         if not self._changelog_verified:
             self._verify_changelog_partitions(changelog)
         self._store(records)
-        send = kafka_producer(self._app).send
-        pending = self._pending
-        for key, raw, partition in records:
-            pending.append(await send(changelog, raw, key, partition))
+        await self._changelog.add(changelog, records)
 
     def _store(self, records: list[tuple[bytes, bytes, int]]) -> None:
         batches: dict[int, WriteBatch] = {}
@@ -144,9 +143,10 @@ class FaustLeadTable:
         self._failed = error
 
     async def flush(self) -> None:
-        """Wait for every changelog record sent so far; raise if one failed. Then note
-        the changelog offsets the store holds (recovery reads the changelog from there),
-        once per partition rather than once per record as faust's table does.
+        """Send the states waiting for the changelog and wait for every changelog record
+        sent so far; raise if one failed. Then note the changelog offsets the store holds
+        (recovery reads the changelog from there), once per partition rather than once
+        per record as faust's table does.
 
         Runs before every offset commit: raises, so nothing is committed, once a
         batch has failed (`fail`), whatever faust acked on the way out."""
@@ -155,15 +155,9 @@ class FaustLeadTable:
                 f"a batch of events failed ({self._failed!r}): no offsets are committed"
                 " after it; restart the worker to score it again from the last commit"
             )
-        sent, self._pending = self._pending, []
-        if not sent:
-            return
-        persisted: dict[int, int] = {}
-        for metadata in await asyncio.gather(*sent):
-            partition, offset = metadata.topic_partition.partition, metadata.offset
-            persisted[partition] = max(offset, persisted.get(partition, offset))
-        store = self._table.data
         changelog = self._changelog_name()
+        persisted = await self._changelog.flush(changelog)
+        store = self._table.data
         for partition, offset in persisted.items():
             store.set_persisted_offset(TP(changelog, partition), offset)
 

@@ -42,10 +42,25 @@ class ScorerSettings(KafkaSettings):
         ge=1,
         description="Most records in one fetched batch (batches waiting are scored together).",
     )
+    scorer_fetch_max_wait_ms: int = Field(
+        default=10,
+        ge=0,
+        le=1500,
+        description="After a fetch that brought records, how long the next may wait on the"
+        " broker for more (up to HOTLEAD_SCORER_FETCH_MIN_BYTES): under a live trickle each"
+        " fetch brings the records of this many milliseconds instead of one or two. After an"
+        " empty fetch the next answers at the first record.",
+    )
+    scorer_fetch_min_bytes: int = Field(
+        default=1_048_576,
+        ge=1,
+        description="Bytes a fetch after one that brought records waits for (at most"
+        " HOTLEAD_SCORER_FETCH_MAX_WAIT_MS); with a backlog a fetch answers at once.",
+    )
     scorer_state_cache_size: int = Field(
         default=20_000,
         ge=0,
-        description="Lead states kept decoded in memory between batches (least recently used"
+        description="Lead states kept decoded in memory between batches (least recently stored"
         " dropped first; ~6 KB each); 0: read every state from the table. Dropped for the"
         " partitions of every rebalance and after any failed batch.",
     )

@@ -3,7 +3,7 @@
 Reading a state from the table costs a store read and a JSON decode (~25 us on
 the development machine, ~15 % of the worker's CPU); an event log interleaves
 leads, so most batches read most of their states again. `StateCache` keeps the
-most recently used ones, as the objects the core works on (which also keeps
+most recently stored ones, as the objects the core works on (which also keeps
 the core's per-state fit cache warm).
 
 It is only ever as new as the table: a state goes in after the batch that
@@ -24,7 +24,7 @@ from services.scorer.state import LeadState
 
 
 class StateCache:
-    """At most `capacity` lead states (least recently used dropped first); 0: none."""
+    """At most `capacity` lead states (least recently stored dropped first); 0: none."""
 
     __slots__ = ("_states", "capacity", "epoch")
 
@@ -38,11 +38,13 @@ class StateCache:
         return len(self._states)
 
     def get(self, lead_id: str, partition: int) -> LeadState | None:
-        """The kept state of a lead stored in `partition`, or None."""
+        """The kept state of a lead stored in `partition`, or None.
+
+        A read does not make a state recent: the batch that read it puts it back
+        (`put_all`) once stored, which does (a bot event's lead stays where it was)."""
         kept = self._states.get(lead_id)
         if kept is None or kept[1] != partition:
             return None
-        self._states.move_to_end(lead_id)
         return kept[0]
 
     def put_all(self, states: Iterable[tuple[LeadState, int]], epoch: int) -> None:

@@ -2,15 +2,25 @@
 commit hooks run (and can veto) before offsets are committed."""
 
 import asyncio
+import contextlib
+import inspect
 from collections.abc import Iterator
 from typing import Any
 
+import faust
 import pytest
+from aiokafka.consumer.fetcher import Fetcher
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
-from services.scorer.batching import BatchingApp, BatchingConsumer, BatchMessage
+from services.scorer.batching import (
+    BatchingApp,
+    BatchingConsumer,
+    BatchMessage,
+    BatchStream,
+    wait_while_busy,
+)
 
 TOPIC = "batching-test.events"
 
@@ -201,3 +211,111 @@ async def test_batches_fetched_before_a_rebalance_are_not_delivered_after_it() -
     await consumer._drain_messages(fetcher)
     assert [[r.offset for r in m.records] for m in delivered] == [[0, 1]]
     assert consumer._read_offset[tp] == 1
+
+
+class _AiokafkaFetcher:
+    """aiokafka's Fetcher: the two attributes each fetch request is made from."""
+
+    def __init__(self, brings: list[bool]) -> None:
+        self._fetch_max_wait_ms = 1500
+        self._fetch_min_bytes = 1
+        self.brings = brings
+        self.requests: list[tuple[int, int]] = []
+
+    async def _proc_fetch_request(self, assignment: Any, node_id: int, request: Any) -> bool:
+        self.requests.append((self._fetch_max_wait_ms, self._fetch_min_bytes))
+        return self.brings.pop(0)
+
+
+async def test_fetches_wait_for_more_only_while_records_keep_coming() -> None:
+    fetcher = _AiokafkaFetcher([False, True, True, False, True])
+    wait_while_busy(fetcher, 10, 65_536)
+    for _ in range(5):
+        await fetcher._proc_fetch_request(None, 1, None)  # as the fetcher's routine calls it
+    assert fetcher.requests == [
+        (1500, 1),  # faust's: answered at the first record
+        (1500, 1),
+        (10, 65_536),  # the one before brought records: wait for more
+        (10, 65_536),
+        (1500, 1),  # the one before brought none
+    ]
+    assert (fetcher._fetch_max_wait_ms, fetcher._fetch_min_bytes) == (10, 65_536)
+
+
+def test_aiokafka_makes_each_fetch_from_the_attributes_wait_while_busy_sets() -> None:
+    routine = inspect.getsource(Fetcher._fetch_requests_routine)
+    assert "self._proc_fetch_request(" in routine  # looked up on the instance
+    actions = inspect.getsource(Fetcher._get_actions_per_node)
+    assert "self._fetch_max_wait_ms,\n                self._fetch_min_bytes," in actions
+
+
+def test_acking_many_at_once_books_as_acking_one_by_one() -> None:
+    other = "batching-test.other"  # a topic without acks
+    states = []
+    for bulk in (False, True):
+        app = make_app()
+        consumer = app.consumer
+        app.topics._acking_topics.add(TOPIC)
+        tp0, tp1, tp_other = TP(TOPIC, 0), TP(TOPIC, 1), TP(other, 0)
+        consumer._committed_offset[tp0] = 5
+        done = message(tp0, 7)
+        consumer.ack(done)  # acked before: skipped
+        messages = [
+            *(message(tp0, offset) for offset in (3, 5, 6, 7, 8)),  # 3: below the commit
+            *(message(tp1, offset) for offset in (0, 1, 1)),  # offset 1 twice
+            message(tp_other, 4),
+            done,
+        ]
+        if bulk:
+            consumer.ack_many(messages)
+        else:
+            for m in messages:
+                consumer.ack(m)
+        assert all(m.acked for m in messages)
+        states.append(
+            (
+                dict(consumer._acked),
+                dict(consumer._acked_index),
+                consumer._n_acked,
+                consumer._new_offset(tp0),
+                consumer._new_offset(tp1),
+            )
+        )
+    assert states[0] == states[1]
+    assert states[1][3:] == (9, 2)
+
+
+@pytest.mark.parametrize(("stream_class", "most"), [(BatchStream, 1), (faust.Stream, None)])
+async def test_an_idle_take_events_sleeps_instead_of_polling(
+    stream_class: type, most: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = BatchingApp(
+        "batching-test", broker="kafka://127.0.0.1:9", store="memory://", Stream=stream_class
+    )
+    APPS.append(app)
+    stream = app.stream(app.channel())
+    assert type(stream) is stream_class
+    waits = 0
+    wait_for_stopped = faust.Stream.wait_for_stopped
+
+    async def counted(self: Any, *args: Any, **kwargs: Any) -> bool:
+        nonlocal waits
+        waits += 1
+        stopped: bool = await wait_for_stopped(self, *args, **kwargs)
+        return stopped
+
+    monkeypatch.setattr(faust.Stream, "wait_for_stopped", counted)
+
+    async def take() -> None:
+        async for _ in stream.take_events(10, within=0.002):
+            pass
+
+    task = asyncio.ensure_future(take())
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    if most is not None:
+        assert waits <= most  # one wait, for the first value to arrive
+    else:
+        assert waits >= 20  # faust's: one wait every 2 ms

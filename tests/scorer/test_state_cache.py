@@ -56,12 +56,13 @@ def state(lead: str, partition: int = 0) -> tuple[LeadState, int]:
     return LeadState(lead_id=lead), partition
 
 
-def test_keeps_the_most_recently_used_and_checks_the_partition() -> None:
+def test_keeps_the_most_recently_stored_and_checks_the_partition() -> None:
     cache = StateCache(2)
     a, b, c = state("a"), state("b", 1), state("c")
     cache.put_all([a, b], cache.epoch)
-    assert cache.get("a", 0) is a[0]  # a is now the most recent
+    assert cache.get("a", 0) is a[0]  # a read does not make it recent...
     assert cache.get("b", 0) is None  # stored in partition 1, not 0
+    cache.put_all([a], cache.epoch)  # ...storing it again (after its batch) does
     cache.put_all([c], cache.epoch)
     assert len(cache) == 2
     assert cache.get("b", 1) is None  # the least recently used went
