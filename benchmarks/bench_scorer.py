@@ -29,6 +29,7 @@ from schemas.topics import EVENTS, HANDOFFS, SEGMENTS
 from services.common.gc_tuning import tune_gc
 from services.common.kafka_settings import KafkaSettings
 from services.common.logging import configure_logging
+from services.common.socket_reads import cap_socket_reads
 from services.common.topics import TopicSpec, delete_topics, ensure_topics, topic_specs
 from services.scorer.changelog import ChangelogWriter
 from services.scorer.core import apply_event
@@ -291,6 +292,7 @@ async def main() -> None:
     records = [encode_event(event) for event in corpus]
     count = len(corpus)
     tune_gc()  # what `hotlead scorer` does after start-up; the bare loop runs with it too
+    cap_socket_reads()  # likewise
     core_rate = bench_core(corpus)
     print(f"pure core (decoded events): {core_rate:,.0f} events/s", flush=True)
     decoding_rate = bench_core_decoding(records)

@@ -6,6 +6,7 @@ import sys
 
 from services.common.gc_tuning import tune_gc
 from services.common.logging import configure_logging
+from services.common.socket_reads import cap_socket_reads
 from services.scorer.explain import describe_rules
 from services.scorer.rules import load_rules
 from services.scorer.settings import ScorerSettings
@@ -45,6 +46,7 @@ def _run_scorer(args: argparse.Namespace) -> int:
 
     worker = JsonLogWorker(scorer.app, loglevel=settings.scorer_log_level)
     tune_gc()
+    cap_socket_reads()
     worker.execute_from_commandline()
     return 0
 
