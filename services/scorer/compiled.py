@@ -5,9 +5,10 @@ object (on first use) and shared: the scoring core reads only this in its hot pa
 import re
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from typing import Final
 
 from schemas.envelope import CloudEvent
-from services.scorer.matching import event_fields, match_key
+from services.scorer.matching import data_fields, data_key
 from services.scorer.native import check_fresh
 from services.scorer.rules import EngagementRule, EventMatch, FitRule, RepeatKind, Rules, Trigger
 
@@ -16,7 +17,10 @@ check_fresh(__file__)  # compiled by mypyc: refuse to run a stale build (native.
 Patterns = tuple[tuple[str, re.Pattern[str]], ...]
 """(event field, regex) pairs that must all match (searched, case-insensitive)."""
 
-EVERY, ONCE_PER_LEAD, ONCE_PER_ASSET, WINDOW = 0, 1, 2, 3
+EVERY: Final = 0
+ONCE_PER_LEAD: Final = 1
+ONCE_PER_ASSET: Final = 2
+WINDOW: Final = 3
 _KIND = {
     RepeatKind.EVERY: EVERY,
     RepeatKind.ONCE_PER_LEAD: ONCE_PER_LEAD,
@@ -48,7 +52,7 @@ class TypePlan:
 
 Matched = tuple[str, tuple[RulePlan, ...], tuple[TriggerPlan, ...]]
 """(the event's asset key, the engagement rules and the triggers it matches)."""
-MEMO_SIZE = 20_000
+MEMO_SIZE: Final = 20_000
 """Distinct payloads remembered per event type (the memo is emptied when full)."""
 
 
@@ -57,12 +61,17 @@ def match_event(plan: TypePlan, event: CloudEvent) -> Matched:
 
     Memoised on the event's matchable fields: many events share their page,
     email or asset, and the regular expressions then run once per distinct payload."""
-    key = match_key(event)
+    return match_data(plan, getattr(event, "data", None), event.type)
+
+
+def match_data(plan: TypePlan, data: object, event_type: str) -> Matched:
+    """match_event, given the event's payload and type (what it reads of the event)."""
+    key = data_key(data)
     memo = plan.memo
     hit = memo.get(key)
     if hit is not None:
         return hit
-    fields = event_fields(event, with_any=plan.needs_any, with_key=plan.needs_key)
+    fields = data_fields(data, event_type, with_any=plan.needs_any, with_key=plan.needs_key)
     matched = (
         fields.get("key", ""),
         tuple(rule for rule in plan.engagement if matches(rule[2], fields)),

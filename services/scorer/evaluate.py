@@ -6,7 +6,7 @@ floor adjustment, so that its items always add up to the score.
 
 import math
 from math import fsum
-from typing import Literal, NamedTuple
+from typing import Final, Literal, NamedTuple
 
 import orjson
 
@@ -74,12 +74,27 @@ def attribute_value(attributes: dict[str, object], name: str) -> object:
 FitMatch = tuple[tuple[str, str, float, str], ...]
 """(rule, group label, points, attribute) of every fit rule that matches, cap lines included."""
 
-_FIT_CACHE: dict[tuple[int, bytes], tuple[FitMatch, float]] = {}
+_FIT_CACHE: dict[tuple[int, object], tuple[FitMatch, float]] = {}
+
+
+def _attributes_key(attributes: dict[str, object]) -> object:
+    """A hashable key equal for equal attributes: each (name, type, value) in order
+    when the values are plain strings and integers (what LeadAttributes holds), else
+    (a `custom` dict) their JSON, keys sorted."""
+    key: list[object] = []
+    for name, value in attributes.items():
+        kind = type(value)
+        if kind is not str and kind is not int:
+            return orjson.dumps(attributes, option=orjson.OPT_SORT_KEYS)
+        key.append(name)
+        key.append(kind)
+        key.append(value)
+    return tuple(key)
 
 
 def _fit(state: LeadState, rules: Rules) -> tuple[FitMatch, float]:
     """The fit rules matching the current attributes and their total (cached by attributes)."""
-    key = (id(rules), orjson.dumps(state.attributes, option=orjson.OPT_SORT_KEYS))
+    key = (id(rules), _attributes_key(state.attributes))
     hit = _FIT_CACHE.get(key)
     if hit is not None:
         return hit
@@ -111,16 +126,26 @@ def fit_total(state: LeadState, rules: Rules) -> float:
 
 def fit_items(state: LeadState, rules: Rules) -> tuple[Item, ...]:
     """The fit part of the breakdown: a function of the current attributes only."""
-    return _fit_items(state, _fit(state, rules)[0])
+    return tuple(_fit_items(state, _fit(state, rules)[0]))
 
 
-def _fit_items(state: LeadState, matches: FitMatch) -> tuple[Item, ...]:
+def _fit_items(state: LeadState, matches: FitMatch) -> list[Item]:
     items = []
     for name, label, points, field in matches:
         source = state.attribute_events.get(field) if field else None
         part: Part = "limit" if name.startswith("cap:") else "fit"
-        items.append(Item(name, label, points, (source,) if source else (), part))
-    return tuple(items)
+        items.append(_item(name, label, points, (source,) if source else (), part))
+    return items
+
+
+_new_tuple: Final = tuple.__new__
+
+
+def _item(rule: str, group: str | None, points: float, events: tuple[str, ...], part: Part) -> Item:
+    """Item(rule, group, points, events, part), made by tuple.__new__ (C) rather
+    than the named tuple's generated __new__ (Python code)."""
+    item: Item = _new_tuple(Item, (rule, group, points, events, part))
+    return item
 
 
 def _engagement_values(
@@ -152,20 +177,21 @@ def _limit(raw: float, rules: Rules) -> float:
 
 def _raw(fit: float, values: list[tuple[str, str | None, float]], rules: Rules) -> float:
     """fit + engagement before the total cap and floor; a capped group counts its cap."""
-    caps = compiled(rules).engagement_caps
-    if not caps:
-        return math.fsum([fit, *(v for _, _, v in values)])
-    capped = dict(caps)
+    capped = compiled(rules).engagement_cap_by_group
     grouped: dict[str, list[float]] = {}
     parts = [fit]
     for _, group, value in values:
         if group is not None and group in capped:
-            grouped.setdefault(group, []).append(value)
+            in_group = grouped.get(group)
+            if in_group is None:
+                grouped[group] = [value]
+            else:
+                in_group.append(value)
         else:
             parts.append(value)
     for group, group_values in grouped.items():
-        parts.append(min(capped[group], math.fsum(group_values)))
-    return math.fsum(parts)
+        parts.append(min(capped[group], fsum(group_values)))
+    return fsum(parts)
 
 
 def _factor(state: LeadState, rules: Rules, at: float | None) -> float:
@@ -184,8 +210,90 @@ def score_of(state: LeadState, rules: Rules, at: float | None = None) -> tuple[f
 def total_of(state: LeadState, prepared: Compiled, fit: float, factor: float) -> float:
     """The score: `fit` plus the engagement values decayed by `factor`, caps and floor applied.
 
-    The same parts as `_engagement_values` + `_raw`, summed by `fsum` (exact, so
-    independent of order), without the intermediate items."""
+    The same parts as `_engagement_values` + `_raw`, summed exactly (as `fsum`: so
+    independent of order), without the intermediate items. The sum of two floats
+    is the exact sum rounded once, as fsum rounds it: groups of at most two rules
+    (the capped groups of the default rules) are added in unboxed locals, and
+    fsum runs once, on the parts, when there are more than two."""
+    info = prepared.rule_info
+    parts: list[float] | None = None
+    first = fit
+    # the capped groups 0-3, as (count, running sum) in locals; more, or a group
+    # with three rules scoring, takes the general way (_total_of_lists)
+    c0 = c1 = c2 = c3 = 0
+    s0 = s1 = s2 = s3 = 0.0
+    for name, rule_state in state.rules.items():
+        if not rule_state.count:
+            continue
+        spec = info.get(name)
+        if spec is None:
+            continue
+        cap, group, decays = spec
+        value = rule_state.value * factor if decays else rule_state.value
+        if cap is not None and value > cap:
+            value = cap
+        if group < 0:
+            if parts is None:
+                parts = [first, value]
+            else:
+                parts.append(value)
+        elif group == 0 and c0 < 2:
+            s0 = value if c0 == 0 else _add(s0, value)
+            c0 += 1
+        elif group == 1 and c1 < 2:
+            s1 = value if c1 == 0 else _add(s1, value)
+            c1 += 1
+        elif group == 2 and c2 < 2:
+            s2 = value if c2 == 0 else _add(s2, value)
+            c2 += 1
+        elif group == 3 and c3 < 2:
+            s3 = value if c3 == 0 else _add(s3, value)
+            c3 += 1
+        else:
+            return _total_of_lists(state, prepared, fit, factor)
+    if c0 or c1 or c2 or c3:
+        caps = prepared.group_caps
+        if parts is None:
+            parts = [first]
+        if c0:
+            cap0 = caps[0]
+            parts.append(s0 if s0 < cap0 else cap0)
+        if c1:
+            cap1 = caps[1]
+            parts.append(s1 if s1 < cap1 else cap1)
+        if c2:
+            cap2 = caps[2]
+            parts.append(s2 if s2 < cap2 else cap2)
+        if c3:
+            cap3 = caps[3]
+            parts.append(s3 if s3 < cap3 else cap3)
+    if parts is None:
+        raw = first if first != 0.0 else 0.0  # as fsum([first])
+    elif len(parts) == 2:
+        raw = _add(parts[0], parts[1])
+    else:
+        raw = fsum(parts)
+    return _limited(raw, prepared)
+
+
+def _add(a: float, b: float) -> float:
+    """fsum([a, b]): a + b (one rounding of the exact sum), a zero always +0.0."""
+    total = a + b
+    return total if total != 0.0 else 0.0
+
+
+def _limited(raw: float, prepared: Compiled) -> float:
+    high = prepared.total_cap
+    if high is not None and raw > high:
+        return high
+    low = prepared.total_floor
+    if low is not None and raw < low:
+        return low
+    return raw
+
+
+def _total_of_lists(state: LeadState, prepared: Compiled, fit: float, factor: float) -> float:
+    """total_of for any number of groups and rules per group."""
     info = prepared.rule_info
     parts = [fit]
     grouped: list[list[float]] | None = None
@@ -211,14 +319,7 @@ def total_of(state: LeadState, prepared: Compiled, fit: float, factor: float) ->
                 total = values[0] if len(values) == 1 else fsum(values)
                 cap = caps[group]
                 parts.append(total if total < cap else cap)
-    raw = fsum(parts)
-    high = prepared.total_cap
-    if high is not None and raw > high:
-        return high
-    low = prepared.total_floor
-    if low is not None and raw < low:
-        return low
-    return raw
+    return _limited(fsum(parts), prepared)
 
 
 def evaluate(state: LeadState, rules: Rules, at: float | None = None) -> Score:
@@ -228,29 +329,26 @@ def evaluate(state: LeadState, rules: Rules, at: float | None = None) -> Score:
     values = _engagement_values(state, rules, _factor(state, rules, at))
     raw = _raw(fit, values, rules)
     score = _limit(raw, rules)
-    engagement_items = [
-        Item(name, group, value, tuple(state.rules[name].events)) for name, group, value in values
-    ]
+    items = _fit_items(state, fit_matches)
+    rule_states = state.rules
+    for name, group, value in values:
+        items.append(_item(name, group, value, tuple(rule_states[name].events), "engagement"))
     for group, cap in compiled(rules).engagement_caps:
         points = [v for _, g, v in values if g == group]
         if points:
-            engagement_items.extend(_cap(group, cap, points))
+            items.extend(_cap(group, cap, points))
     if score != raw:
         name = "cap:total" if score < raw else "floor"
-        engagement_items.append(Item(name, None, score - raw, (), "limit"))
-    return Score(
-        score=score,
-        fit=fit,
-        engagement=score - fit,
-        items=(*_fit_items(state, fit_matches), *engagement_items),
-    )
+        items.append(_item(name, None, score - raw, (), "limit"))
+    result: Score = _new_tuple(Score, (score, fit, score - fit, tuple(items)))
+    return result
 
 
 def _cap(group: str | None, cap: float, points: list[float]) -> list[Item]:
     total = math.fsum(points)
     if total <= cap:
         return []
-    return [Item(f"cap:{group}", group, cap - total, (), "limit")]
+    return [_item(f"cap:{group}", group, cap - total, (), "limit")]
 
 
 def segment_of(score: float, rules: Rules) -> Segment:

@@ -18,7 +18,7 @@ byte-identical records.
 
 import re
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from pydantic import BaseModel
 
@@ -41,23 +41,41 @@ from services.scorer.state import LeadState
 
 check_fresh(__file__)  # compiled by mypyc: refuse to run a stale build (native.py)
 
-SOURCE = "/scorer"
+SOURCE: Final = "/scorer"
 M = TypeVar("M", bound=BaseModel)
 
-_new = object.__new__  # what BaseModel.__new__ is
-_setattr = object.__setattr__
-_SLOTS = BaseModel.__dict__
-_set_fields_set = _SLOTS["__pydantic_fields_set__"].__set__
-_set_extra = _SLOTS["__pydantic_extra__"].__set__
-_set_private = _SLOTS["__pydantic_private__"].__set__
-_SEGMENTS = {segment.value: segment for segment in Segment}
-_LEAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}").fullmatch
+# Final: compiled, each is a C static (no lookup in the module's dict)
+_new: Final = object.__new__  # what BaseModel.__new__ is
+_setattr: Final = object.__setattr__
+_SLOTS: Final = BaseModel.__dict__
+_set_fields_set: Final = _SLOTS["__pydantic_fields_set__"].__set__
+_set_extra: Final = _SLOTS["__pydantic_extra__"].__set__
+_set_private: Final = _SLOTS["__pydantic_private__"].__set__
+_SEGMENTS: Final = {segment.value: segment for segment in Segment}
+_LEAD_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}").fullmatch
 """schemas.envelope.LeadId's pattern."""
-_ATTRIBUTES = frozenset(LeadAttributes.model_fields)
-_NO_ATTRIBUTES = dict.fromkeys(LeadAttributes.model_fields)
+_VALID_LEADS: Final[dict[str, bool]] = {}
+"""Lead ids already checked against _LEAD_ID (emptied when large)."""
+_ATTRIBUTES: Final = frozenset(LeadAttributes.model_fields)
+_NO_ATTRIBUTES: Final = dict.fromkeys(LeadAttributes.model_fields)
 """Every LeadAttributes field, None, in declaration order."""
-_HANDOFF_FIELDS = frozenset(HandoffRequestedData.model_fields)
-_SEGMENT_CHANGED, _HANDOFF_REQUESTED = EventType.SEGMENT_CHANGED, EventType.HANDOFF_REQUESTED
+_HANDOFF_FIELDS: Final = frozenset(HandoffRequestedData.model_fields)
+_SEGMENT_CHANGED: Final = EventType.SEGMENT_CHANGED
+_HANDOFF_REQUESTED: Final = EventType.HANDOFF_REQUESTED
+_UTC: Final = UTC
+
+
+def _valid_lead(lead_id: str) -> bool:
+    """Whether `lead_id` matches schemas.envelope.LeadId (remembered: a lead emits
+    many outputs)."""
+    known = _VALID_LEADS.get(lead_id)
+    if known is not None:
+        return known
+    valid = _LEAD_ID(lead_id) is not None
+    if len(_VALID_LEADS) >= 100_000:
+        _VALID_LEADS.clear()
+    _VALID_LEADS[lead_id] = valid
+    return valid
 
 
 def _model(
@@ -110,15 +128,12 @@ def segment_changed(
     state.segment_changes += 1
     lead_id = state.lead_id
     event_id = f"seg-{lead_id}-{state.segment_changes}"
-    if (
-        event is not None
-        and event.time.tzinfo is UTC
-        and compiled(rules).plain_outputs
-        and _LEAD_ID(lead_id)
-    ):
+    if event is not None and compiled(rules).plain_outputs and _valid_lead(lead_id):
+        values = event.__dict__  # (read once: see core.apply_event)
+        when: datetime = values["time"]
         before = _SEGMENTS.get(previous) if previous is not None else None
         after = _SEGMENTS.get(segment)
-        if after is not None and (before is not None or previous is None):
+        if when.tzinfo is _UTC and after is not None and (before is not None or previous is None):
             data = _model(
                 SegmentChangedData,
                 {
@@ -127,12 +142,12 @@ def segment_changed(
                     "segment": after,
                     "score": score,
                     "rules_version": rules.version,
-                    "cause_event_id": event.id,
+                    "cause_event_id": values["id"],
                 },
                 {"lead_id", "previous", "segment", "score", "rules_version", "cause_event_id"},
                 None,
             )
-            return _envelope(SegmentChanged, _SEGMENT_CHANGED, event_id, lead_id, event.time, data)
+            return _envelope(SegmentChanged, _SEGMENT_CHANGED, event_id, lead_id, when, data)
     time = event.time if event is not None else (now or datetime.fromtimestamp(0, UTC))
     return SegmentChanged.model_validate(
         {
@@ -175,9 +190,9 @@ def handoff_requested(
     lead_id = state.lead_id
     attributes = state.attributes
     if (
-        event.time.tzinfo is UTC
+        event.time.tzinfo is _UTC
         and compiled(rules).plain_outputs
-        and _LEAD_ID(lead_id)
+        and _valid_lead(lead_id)
         and attributes.keys() <= _ATTRIBUTES
     ):
         lead_values: dict[str, Any] = _NO_ATTRIBUTES.copy()
