@@ -157,6 +157,8 @@ class Compiled:
     plans: dict[str, TypePlan]
     """Per event type (str value): what it can score and trigger."""
     rule_info: dict[str, RuleInfo]
+    rule_groups: dict[str, str | None]
+    """The group of each engagement rule."""
     group_caps: tuple[float, ...]
     """The caps of the capped engagement groups, indexed as in `rule_info`."""
     half_life: float | None
@@ -234,6 +236,7 @@ def compile_rules(rules: Rules) -> Compiled:
     return Compiled(
         plans=plans,
         rule_info=rule_info,
+        rule_groups={r.name: r.group for r in rules.engagement},
         group_caps=tuple(cap for _, cap in caps),
         half_life=rules.half_life,
         segment_mid=rules.segments.mid,

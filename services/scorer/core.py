@@ -188,23 +188,25 @@ def apply_event(
 
 _EPOCH_DAY: Final = 719_163
 """date(1970, 1, 1).toordinal()"""
-_EXACT: Final = 9_007_199_254_740_992
-"""2**53: integers below this are exact as floats."""
+_EXACT_S: Final = 9_007_199_253.0
+"""Seconds below which seconds * 10**6 + microseconds stays below 2**53 (exact)."""
 _UTC: Final = UTC
 
 
 def timestamp(when: datetime) -> float:
-    """`when.timestamp()`, the same float, in half its time for a UTC datetime (the
-    events' times are UTC): the microseconds since the epoch, an exact integer,
-    divided once by 10**6, as datetime does (its total_seconds); other time
-    zones, or times outside years 1685-2255, ask datetime."""
+    """`when.timestamp()`, the same float, without its timedeltas for a UTC datetime
+    (the events' times are UTC): the microseconds since the epoch, an integer
+    exact as a float (each step is), divided once by 10**6, as datetime does (its
+    total_seconds); other time zones, or times outside years 1685-2255, ask datetime."""
     if when.tzinfo is _UTC:
-        micros = (
-            ((when.toordinal() - _EPOCH_DAY) * 86_400 + when.hour * 3_600 + when.minute * 60)
+        seconds = float(
+            (when.toordinal() - _EPOCH_DAY) * 86_400
+            + when.hour * 3_600
+            + when.minute * 60
             + when.second
-        ) * 1_000_000 + when.microsecond
-        if -_EXACT < micros < _EXACT:
-            return float(micros) / 1e6
+        )
+        if -_EXACT_S < seconds < _EXACT_S:
+            return (seconds * 1e6 + when.microsecond) / 1e6
     return when.timestamp()
 
 

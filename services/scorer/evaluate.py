@@ -148,52 +148,6 @@ def _item(rule: str, group: str | None, points: float, events: tuple[str, ...], 
     return item
 
 
-def _engagement_values(
-    state: LeadState, rules: Rules, factor: float
-) -> list[tuple[str, str | None, float]]:
-    prepared = compiled(rules)
-    by_name = prepared.engagement_by_name
-    decaying = prepared.decaying
-    values = []
-    for name, rule_state in state.rules.items():
-        rule = by_name.get(name)
-        if rule is None or rule_state.count == 0:
-            continue
-        value = rule_state.value * factor if name in decaying else rule_state.value
-        if rule.cap is not None and value > rule.cap:
-            value = rule.cap
-        values.append((name, rule.group, value))
-    return values
-
-
-def _limit(raw: float, rules: Rules) -> float:
-    limits = rules.total
-    if limits.cap is not None and raw > limits.cap:
-        return limits.cap
-    if limits.floor is not None and raw < limits.floor:
-        return limits.floor
-    return raw
-
-
-def _raw(fit: float, values: list[tuple[str, str | None, float]], rules: Rules) -> float:
-    """fit + engagement before the total cap and floor; a capped group counts its cap."""
-    capped = compiled(rules).engagement_cap_by_group
-    grouped: dict[str, list[float]] = {}
-    parts = [fit]
-    for _, group, value in values:
-        if group is not None and group in capped:
-            in_group = grouped.get(group)
-            if in_group is None:
-                grouped[group] = [value]
-            else:
-                in_group.append(value)
-        else:
-            parts.append(value)
-    for group, group_values in grouped.items():
-        parts.append(min(capped[group], fsum(group_values)))
-    return fsum(parts)
-
-
 def _factor(state: LeadState, rules: Rules, at: float | None) -> float:
     if at is not None and state.as_of is not None and at > state.as_of:
         return decay_factor(rules, at - state.as_of)
@@ -210,7 +164,7 @@ def score_of(state: LeadState, rules: Rules, at: float | None = None) -> tuple[f
 def total_of(state: LeadState, prepared: Compiled, fit: float, factor: float) -> float:
     """The score: `fit` plus the engagement values decayed by `factor`, caps and floor applied.
 
-    The same parts as `_engagement_values` + `_raw`, summed exactly (as `fsum`: so
+    The same parts as `evaluate`'s, summed exactly (as `fsum`: so
     independent of order), without the intermediate items. The sum of two floats
     is the exact sum rounded once, as fsum rounds it: groups of at most two rules
     (the capped groups of the default rules) are added in unboxed locals, and
@@ -324,19 +278,42 @@ def _total_of_lists(state: LeadState, prepared: Compiled, fit: float, factor: fl
 
 def evaluate(state: LeadState, rules: Rules, at: float | None = None) -> Score:
     """The score of `state` at time `at` (default: its latest event time), with the
-    breakdown: every rule's points, and cap and floor adjustments as their own lines."""
+    breakdown: every rule's points, and cap and floor adjustments as their own lines.
+
+    One pass over the rules; its score is `total_of`'s (the same parts, summed by
+    fsum: exact, so in any order)."""
+    prepared = compiled(rules)
     fit_matches, fit = _fit(state, rules)
-    values = _engagement_values(state, rules, _factor(state, rules, at))
-    raw = _raw(fit, values, rules)
-    score = _limit(raw, rules)
+    factor = _factor(state, rules, at)
+    info = prepared.rule_info
+    groups = prepared.rule_groups
     items = _fit_items(state, fit_matches)
-    rule_states = state.rules
-    for name, group, value in values:
-        items.append(_item(name, group, value, tuple(rule_states[name].events), "engagement"))
-    for group, cap in compiled(rules).engagement_caps:
-        points = [v for _, g, v in values if g == group]
-        if points:
-            items.extend(_cap(group, cap, points))
+    parts = [fit]
+    grouped: list[list[float]] | None = None
+    for name, rule_state in state.rules.items():
+        spec = info.get(name)
+        if spec is None or not rule_state.count:
+            continue
+        cap, group, decays = spec
+        value = rule_state.value * factor if decays else rule_state.value
+        if cap is not None and value > cap:
+            value = cap
+        items.append(_item(name, groups[name], value, tuple(rule_state.events), "engagement"))
+        if group < 0:
+            parts.append(value)
+        else:
+            if grouped is None:
+                grouped = [[] for _ in prepared.group_caps]
+            grouped[group].append(value)
+    if grouped is not None:
+        for (group_name, cap), values in zip(prepared.engagement_caps, grouped, strict=True):
+            if values:
+                total = fsum(values)
+                parts.append(min(cap, total))
+                if total > cap:
+                    items.append(_item(f"cap:{group_name}", group_name, cap - total, (), "limit"))
+    raw = fsum(parts)
+    score = _limited(raw, prepared)
     if score != raw:
         name = "cap:total" if score < raw else "floor"
         items.append(_item(name, None, score - raw, (), "limit"))
@@ -344,16 +321,14 @@ def evaluate(state: LeadState, rules: Rules, at: float | None = None) -> Score:
     return result
 
 
-def _cap(group: str | None, cap: float, points: list[float]) -> list[Item]:
-    total = math.fsum(points)
-    if total <= cap:
-        return []
-    return [_item(f"cap:{group}", group, cap - total, (), "limit")]
+_HIGH: Final = Segment.HIGH
+_MID: Final = Segment.MID
+_LOW: Final = Segment.LOW
 
 
 def segment_of(score: float, rules: Rules) -> Segment:
     if score >= rules.segments.high:
-        return Segment.HIGH
+        return _HIGH
     if score >= rules.segments.mid:
-        return Segment.MID
-    return Segment.LOW
+        return _MID
+    return _LOW

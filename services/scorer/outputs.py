@@ -193,7 +193,7 @@ def handoff_requested(
         event.time.tzinfo is _UTC
         and compiled(rules).plain_outputs
         and _valid_lead(lead_id)
-        and attributes.keys() <= _ATTRIBUTES
+        and _ATTRIBUTES.issuperset(attributes)
     ):
         lead_values: dict[str, Any] = _NO_ATTRIBUTES.copy()
         lead_values.update(attributes)
