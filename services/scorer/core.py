@@ -68,6 +68,10 @@ _SCORED: Final = Outcome.SCORED
 _NO_RULE: Final = Outcome.NO_RULE
 _ARMED: Final = HandoffStatus.ARMED
 _HANDED_OFF: Final = HandoffStatus.HANDED_OFF
+_HELD: Final = HandoffStatus.HELD
+_CLOSED: Final = HandoffStatus.CLOSED
+_HOLD: Final = CrmAction.HOLD
+_CLOSE: Final = CrmAction.CLOSE
 _LEAD_UPDATED: Final = EventType.LEAD_UPDATED
 _CRM_STATUS_CHANGED: Final = EventType.CRM_STATUS_CHANGED
 
@@ -343,12 +347,13 @@ def _crm_feedback(state: LeadState, data: CrmStatusChangedData, rules: Rules) ->
             rule_state.count = 0
             rule_state.times.clear()
         state.triggers.clear()
-    if effect.action is CrmAction.HOLD:
-        state.handoff_status = HandoffStatus.HELD
-    elif effect.action is CrmAction.CLOSE:
-        state.handoff_status = HandoffStatus.CLOSED
+    action = effect.action
+    if action is _HOLD:
+        state.handoff_status = _HELD
+    elif action is _CLOSE:
+        state.handoff_status = _CLOSED
     else:
-        state.handoff_status = HandoffStatus.ARMED
+        state.handoff_status = _ARMED
 
 
 def _remember(state: LeadState, event_id: str, prepared: Compiled) -> None:

@@ -204,17 +204,12 @@ def handoff_requested(
         breakdown = [
             _model(
                 BreakdownItem,
-                {
-                    "rule": item.rule,
-                    "group": item.group,
-                    "part": item.part,
-                    "points": item.points,
-                    "events": list(item.events),
-                },
+                {"rule": rule, "group": group, "part": part, "points": points, "events": [*events]},
                 {"rule", "group", "part", "points", "events"},
                 None,
             )
-            for item in score.items
+            # unpacked: compiled, a named tuple's fields are read as tuple items
+            for rule, group, points, events, part in score.items
         ]
         data = _model(
             HandoffRequestedData,

@@ -8,7 +8,7 @@ so a state restored from the changelog scores bit for bit like the original.
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -28,7 +28,7 @@ class HandoffStatus(StrEnum):
     """An opportunity or a customer: no new hand-off until the CRM recycles it."""
 
 
-_STATUS = {status.value: status for status in HandoffStatus}
+_STATUS: Final = {status.value: status for status in HandoffStatus}
 """By value: a dict lookup, where HandoffStatus(value) runs the enum machinery."""
 
 
@@ -184,7 +184,7 @@ class LeadState:
                 "seen": self.seen,
                 "segment": self.segment,
                 "segment_changes": self.segment_changes,
-                "handoff_status": self.handoff_status.value,
+                "handoff_status": self.handoff_status,  # a StrEnum: orjson writes its value
                 "handoffs": self.handoffs,
                 "last_handoff_at": self.last_handoff_at,
                 "last_handoff_id": self.last_handoff_id,
@@ -236,8 +236,13 @@ class LeadState:
         return LeadState.from_bytes(self.to_bytes())
 
 
+_dumps: Final = orjson.dumps
+_bytes: Final = bytes
+_memoryview: Final = memoryview
+
+
 def _line(entry: Entry) -> bytes:
     """`entry` as its JSON array: what orjson writes, copied out of orjson's buffer
     (which starts at 1 KB and is shrunk in place: kept as it is, each line would hold
     a fresh system allocation)."""
-    return bytes(memoryview(orjson.dumps(entry)))
+    return _bytes(_memoryview(_dumps(entry)))
