@@ -300,13 +300,34 @@ def _type_plan(rules: list[EngagementRule], triggers: list[Trigger]) -> TypePlan
 _CACHE: dict[int, tuple[Rules, Compiled]] = {}
 
 
+class _Last:
+    """The Rules object asked for last and its compiled form: a process scores with
+    one Rules object, asked for several times per event (no id(), no dict lookup)."""
+
+    __slots__ = ("compiled", "rules")
+
+    def __init__(self) -> None:
+        self.rules: Rules | None = None
+        self.compiled: Compiled | None = None
+
+
+_LAST: Final = _Last()
+
+
 def compiled(rules: Rules) -> Compiled:
     """The compiled form of `rules` (made once per Rules object)."""
+    last = _LAST
+    known = last.compiled
+    if last.rules is rules and known is not None:
+        return known
     hit = _CACHE.get(id(rules))
     if hit is not None and hit[0] is rules:
-        return hit[1]
-    result = compile_rules(rules)
-    if len(_CACHE) > 64:
-        _CACHE.clear()
-    _CACHE[id(rules)] = (rules, result)
+        result = hit[1]
+    else:
+        result = compile_rules(rules)
+        if len(_CACHE) > 64:
+            _CACHE.clear()
+        _CACHE[id(rules)] = (rules, result)
+    last.rules = rules
+    last.compiled = result
     return result

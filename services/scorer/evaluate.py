@@ -5,7 +5,7 @@ floor adjustment, so that its items always add up to the score.
 """
 
 import math
-from math import fsum
+from math import fsum as _fsum
 from typing import Final, Literal, NamedTuple
 
 import orjson
@@ -17,6 +17,9 @@ from services.scorer.rules import Rules
 from services.scorer.state import LeadState
 
 check_fresh(__file__)  # compiled by mypyc: refuse to run a stale build (native.py)
+
+_FSUM: Final = _fsum
+"""math.fsum (Final: compiled, a C static, not a lookup in the module's dict)."""
 
 Part = Literal["fit", "engagement", "limit"]
 
@@ -226,7 +229,7 @@ def total_of(state: LeadState, prepared: Compiled, fit: float, factor: float) ->
     elif len(parts) == 2:
         raw = _add(parts[0], parts[1])
     else:
-        raw = fsum(parts)
+        raw = _FSUM(parts)
     return _limited(raw, prepared)
 
 
@@ -270,10 +273,10 @@ def _total_of_lists(state: LeadState, prepared: Compiled, fit: float, factor: fl
         for group, values in enumerate(grouped):
             if values:
                 # fsum of one value is that value: the call is skipped, not the rounding
-                total = values[0] if len(values) == 1 else fsum(values)
+                total = values[0] if len(values) == 1 else _FSUM(values)
                 cap = caps[group]
                 parts.append(total if total < cap else cap)
-    return _limited(fsum(parts), prepared)
+    return _limited(_FSUM(parts), prepared)
 
 
 def evaluate(state: LeadState, rules: Rules, at: float | None = None) -> Score:
@@ -308,11 +311,11 @@ def evaluate(state: LeadState, rules: Rules, at: float | None = None) -> Score:
     if grouped is not None:
         for (group_name, cap), values in zip(prepared.engagement_caps, grouped, strict=True):
             if values:
-                total = fsum(values)
+                total = _FSUM(values)
                 parts.append(min(cap, total))
                 if total > cap:
                     items.append(_item(f"cap:{group_name}", group_name, cap - total, (), "limit"))
-    raw = fsum(parts)
+    raw = _FSUM(parts)
     score = _limited(raw, prepared)
     if score != raw:
         name = "cap:total" if score < raw else "floor"
