@@ -37,7 +37,15 @@ from services.scorer.compiled import (
     compiled,
     match_data,
 )
-from services.scorer.evaluate import Score, evaluate, fit_total, score_of, segment_of, total_of
+from services.scorer.evaluate import (
+    Score,
+    evaluate,
+    fit_total,
+    rule_spec,
+    score_of,
+    segment_of,
+    total_of,
+)
 from services.scorer.native import check_fresh
 from services.scorer.outputs import handoff_reason, handoff_requested, segment_changed
 from services.scorer.rules import CrmAction, Rules, Trigger
@@ -258,9 +266,11 @@ def _advance(state: LeadState, prepared: Compiled, t: float) -> None:
         return
     factor = _decay(prepared, t - as_of)
     if factor != 1.0:
-        info = prepared.rule_info
         for name, rule_state in state.rules.items():
-            spec = info.get(name)
+            if rule_state.spec_for is prepared:
+                spec = rule_state.spec
+            else:
+                spec = rule_spec(rule_state, name, prepared)
             if spec is not None and spec[2]:
                 rule_state.value *= factor
     state.as_of = t

@@ -11,10 +11,10 @@ from typing import Final, Literal, NamedTuple
 import orjson
 
 from schemas.data import BreakdownItem, Segment
-from services.scorer.compiled import Compiled, compiled
+from services.scorer.compiled import Compiled, RuleInfo, compiled
 from services.scorer.native import check_fresh
 from services.scorer.rules import Rules
-from services.scorer.state import LeadState
+from services.scorer.state import LeadState, RuleState
 
 check_fresh(__file__)  # compiled by mypyc: refuse to run a stale build (native.py)
 
@@ -172,7 +172,6 @@ def total_of(state: LeadState, prepared: Compiled, fit: float, factor: float) ->
     is the exact sum rounded once, as fsum rounds it: groups of at most two rules
     (the capped groups of the default rules) are added in unboxed locals, and
     fsum runs once, on the parts, when there are more than two."""
-    info = prepared.rule_info
     parts: list[float] | None = None
     first = fit
     # the capped groups 0-3, as (count, running sum) in locals; more, or a group
@@ -182,7 +181,10 @@ def total_of(state: LeadState, prepared: Compiled, fit: float, factor: float) ->
     for name, rule_state in state.rules.items():
         if not rule_state.count:
             continue
-        spec = info.get(name)
+        if rule_state.spec_for is prepared:
+            spec = rule_state.spec
+        else:
+            spec = rule_spec(rule_state, name, prepared)
         if spec is None:
             continue
         cap, group, decays = spec
@@ -231,6 +233,14 @@ def total_of(state: LeadState, prepared: Compiled, fit: float, factor: float) ->
     else:
         raw = _FSUM(parts)
     return _limited(raw, prepared)
+
+
+def rule_spec(rule_state: RuleState, name: str, prepared: Compiled) -> RuleInfo | None:
+    """The compiled info of the rule `name`, kept on its state for `prepared`."""
+    spec = prepared.rule_info.get(name)
+    rule_state.spec = spec
+    rule_state.spec_for = prepared
+    return spec
 
 
 def _add(a: float, b: float) -> float:

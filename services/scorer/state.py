@@ -45,6 +45,10 @@ class RuleState:
     """once_per_asset: the assets already scored."""
     times: list[float]
     """window repeat: when it scored, within the window."""
+    spec: tuple[float | None, int, bool] | None = field(compare=False, repr=False)
+    """Not stored: the rule's compiled.RuleInfo in `spec_for` (the core's cache of
+    a dict lookup per rule, several times per event)."""
+    spec_for: Any = field(compare=False, repr=False)
 
     def __init__(
         self,
@@ -61,6 +65,8 @@ class RuleState:
         self.events = events if events is not None else []
         self.keys = keys if keys is not None else []
         self.times = times if times is not None else []
+        self.spec = None
+        self.spec_for = None
 
 
 Entry = tuple[float, str | None, float, float, str | None]

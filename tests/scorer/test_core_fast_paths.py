@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from services.scorer.compiled import compiled
 from services.scorer.core import apply_event, timestamp
 from services.scorer.evaluate import _total_of_lists, evaluate, fit_total, total_of
-from services.scorer.rules import load_rules, parse_rules
+from services.scorer.rules import DEFAULT_RULES_PATH, load_rules, parse_rules
 from services.scorer.state import LeadState, RuleState
 from tests.scorer.corpus import build_corpus
 
@@ -134,3 +134,24 @@ def test_more_pending_entries_than_kept() -> None:
     for n in range(5):
         state.record((2.0 + n, f"b{n}", 1.0, 1.0, "low"), keep=2)
     assert [entry[1] for entry in state.history] == ["b3", "b4"]
+
+
+def test_rule_info_kept_on_a_rule_state_follows_the_rules_used() -> None:
+    """The core keeps each rule's compiled info on its state: scoring the same
+    state under other rules (another cap, no decay) must use theirs."""
+    text = DEFAULT_RULES_PATH.read_text(encoding="utf-8")
+    other = parse_rules(
+        text.replace("email: {cap: 15}", "email: {cap: 2}").replace(
+            "points: 3}", "points: 3, decay: false}"
+        )
+    )
+    states = _corpus_states(60)
+    for rules in (RULES, other, RULES, other):
+        prepared = compiled(rules)
+        for state in states:
+            fit = fit_total(state, rules)
+            for factor in (1.0, 0.5):
+                assert repr(total_of(state, prepared, fit, factor)) == repr(
+                    _total_of_lists(state, prepared, fit, factor)
+                )
+    assert compiled(other).rule_info["email_click"][2] is False
