@@ -46,8 +46,8 @@ M = TypeVar("M", bound=BaseModel)
 
 # Final: compiled, each is a C static (no lookup in the module's dict)
 _new: Final = object.__new__  # what BaseModel.__new__ is
-_setattr: Final = object.__setattr__
 _SLOTS: Final = BaseModel.__dict__
+_set_dict: Final = _SLOTS["__dict__"].__set__  # object.__setattr__ without its lookup
 _set_fields_set: Final = _SLOTS["__pydantic_fields_set__"].__set__
 _set_extra: Final = _SLOTS["__pydantic_extra__"].__set__
 _set_private: Final = _SLOTS["__pydantic_private__"].__set__
@@ -84,8 +84,8 @@ def _model(
     """An instance of `cls` with `values` (every field, in declaration order) as they
     are: what `cls.model_construct` makes, without its per-field default lookups."""
     model = _new(cls)
-    _setattr(model, "__dict__", values)
-    _set_fields_set(model, given)  # the slots' own setters: no name lookup
+    _set_dict(model, values)  # the slots' own setters: no name lookup
+    _set_fields_set(model, given)
     _set_extra(model, extra)
     _set_private(model, None)
     return model
