@@ -5,9 +5,10 @@ object (on first use) and shared: the scoring core reads only this in its hot pa
 import re
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from typing import Final
 
 from schemas.envelope import CloudEvent
-from services.scorer.matching import event_fields, match_key
+from services.scorer.matching import data_fields, data_key
 from services.scorer.native import check_fresh
 from services.scorer.rules import EngagementRule, EventMatch, FitRule, RepeatKind, Rules, Trigger
 
@@ -16,7 +17,10 @@ check_fresh(__file__)  # compiled by mypyc: refuse to run a stale build (native.
 Patterns = tuple[tuple[str, re.Pattern[str]], ...]
 """(event field, regex) pairs that must all match (searched, case-insensitive)."""
 
-EVERY, ONCE_PER_LEAD, ONCE_PER_ASSET, WINDOW = 0, 1, 2, 3
+EVERY: Final = 0
+ONCE_PER_LEAD: Final = 1
+ONCE_PER_ASSET: Final = 2
+WINDOW: Final = 3
 _KIND = {
     RepeatKind.EVERY: EVERY,
     RepeatKind.ONCE_PER_LEAD: ONCE_PER_LEAD,
@@ -48,7 +52,7 @@ class TypePlan:
 
 Matched = tuple[str, tuple[RulePlan, ...], tuple[TriggerPlan, ...]]
 """(the event's asset key, the engagement rules and the triggers it matches)."""
-MEMO_SIZE = 20_000
+MEMO_SIZE: Final = 20_000
 """Distinct payloads remembered per event type (the memo is emptied when full)."""
 
 
@@ -57,12 +61,17 @@ def match_event(plan: TypePlan, event: CloudEvent) -> Matched:
 
     Memoised on the event's matchable fields: many events share their page,
     email or asset, and the regular expressions then run once per distinct payload."""
-    key = match_key(event)
+    return match_data(plan, getattr(event, "data", None), event.type)
+
+
+def match_data(plan: TypePlan, data: object, event_type: str) -> Matched:
+    """match_event, given the event's payload and type (what it reads of the event)."""
+    key = data_key(data)
     memo = plan.memo
     hit = memo.get(key)
     if hit is not None:
         return hit
-    fields = event_fields(event, with_any=plan.needs_any, with_key=plan.needs_key)
+    fields = data_fields(data, event_type, with_any=plan.needs_any, with_key=plan.needs_key)
     matched = (
         fields.get("key", ""),
         tuple(rule for rule in plan.engagement if matches(rule[2], fields)),
@@ -148,6 +157,8 @@ class Compiled:
     plans: dict[str, TypePlan]
     """Per event type (str value): what it can score and trigger."""
     rule_info: dict[str, RuleInfo]
+    rule_groups: dict[str, str | None]
+    """The group of each engagement rule."""
     group_caps: tuple[float, ...]
     """The caps of the capped engagement groups, indexed as in `rule_info`."""
     half_life: float | None
@@ -225,6 +236,7 @@ def compile_rules(rules: Rules) -> Compiled:
     return Compiled(
         plans=plans,
         rule_info=rule_info,
+        rule_groups={r.name: r.group for r in rules.engagement},
         group_caps=tuple(cap for _, cap in caps),
         half_life=rules.half_life,
         segment_mid=rules.segments.mid,
@@ -288,13 +300,34 @@ def _type_plan(rules: list[EngagementRule], triggers: list[Trigger]) -> TypePlan
 _CACHE: dict[int, tuple[Rules, Compiled]] = {}
 
 
+class _Last:
+    """The Rules object asked for last and its compiled form: a process scores with
+    one Rules object, asked for several times per event (no id(), no dict lookup)."""
+
+    __slots__ = ("compiled", "rules")
+
+    def __init__(self) -> None:
+        self.rules: Rules | None = None
+        self.compiled: Compiled | None = None
+
+
+_LAST: Final = _Last()
+
+
 def compiled(rules: Rules) -> Compiled:
     """The compiled form of `rules` (made once per Rules object)."""
+    last = _LAST
+    known = last.compiled
+    if last.rules is rules and known is not None:
+        return known
     hit = _CACHE.get(id(rules))
     if hit is not None and hit[0] is rules:
-        return hit[1]
-    result = compile_rules(rules)
-    if len(_CACHE) > 64:
-        _CACHE.clear()
-    _CACHE[id(rules)] = (rules, result)
+        result = hit[1]
+    else:
+        result = compile_rules(rules)
+        if len(_CACHE) > 64:
+            _CACHE.clear()
+        _CACHE[id(rules)] = (rules, result)
+    last.rules = rules
+    last.compiled = result
     return result

@@ -16,8 +16,9 @@ Per event, in order:
 """
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Final
 
 from schemas.data import (
     CrmStatusChangedData,
@@ -34,9 +35,17 @@ from services.scorer.compiled import (
     Compiled,
     Matched,
     compiled,
-    match_event,
+    match_data,
 )
-from services.scorer.evaluate import Score, evaluate, fit_total, score_of, segment_of, total_of
+from services.scorer.evaluate import (
+    Score,
+    evaluate,
+    fit_total,
+    rule_spec,
+    score_of,
+    segment_of,
+    total_of,
+)
 from services.scorer.native import check_fresh
 from services.scorer.outputs import handoff_reason, handoff_requested, segment_changed
 from services.scorer.rules import CrmAction, Rules, Trigger
@@ -44,9 +53,9 @@ from services.scorer.state import HandoffStatus, LeadState, RuleState
 
 check_fresh(__file__)  # compiled by mypyc: refuse to run a stale build (native.py)
 
-NOTHING: Matched = ("", (), ())
-EVENTS_PER_RULE = 10
-KEYS_PER_RULE = 1000
+NOTHING: Final[Matched] = ("", (), ())
+EVENTS_PER_RULE: Final = 10
+KEYS_PER_RULE: Final = 1000
 
 
 class Outcome(StrEnum):
@@ -60,14 +69,19 @@ class Outcome(StrEnum):
 
 # Enum members as module constants: `Enum.MEMBER` is looked up through the enum
 # metaclass (~0.3 us each on the development machine), several times per event.
-_BOT, _DUPLICATE, _SCORED, _NO_RULE = (
-    Outcome.BOT,
-    Outcome.DUPLICATE,
-    Outcome.SCORED,
-    Outcome.NO_RULE,
-)
-_ARMED, _HANDED_OFF = HandoffStatus.ARMED, HandoffStatus.HANDED_OFF
-_LEAD_UPDATED, _CRM_STATUS_CHANGED = EventType.LEAD_UPDATED, EventType.CRM_STATUS_CHANGED
+# Final: compiled, each is a C static, read without a lookup in the module's dict.
+_BOT: Final = Outcome.BOT
+_DUPLICATE: Final = Outcome.DUPLICATE
+_SCORED: Final = Outcome.SCORED
+_NO_RULE: Final = Outcome.NO_RULE
+_ARMED: Final = HandoffStatus.ARMED
+_HANDED_OFF: Final = HandoffStatus.HANDED_OFF
+_HELD: Final = HandoffStatus.HELD
+_CLOSED: Final = HandoffStatus.CLOSED
+_HOLD: Final = CrmAction.HOLD
+_CLOSE: Final = CrmAction.CLOSE
+_LEAD_UPDATED: Final = EventType.LEAD_UPDATED
+_CRM_STATUS_CHANGED: Final = EventType.CRM_STATUS_CHANGED
 
 
 class Result:
@@ -121,35 +135,46 @@ def apply_event(
     state: LeadState, event: CloudEvent, rules: Rules, position: int | None = None
 ) -> Result:
     """Like score_event, but updates `state` in place (the faust agent owns its copy)."""
-    if event.bot is not None:
+    # The envelope's fields, read once from the model's __dict__: each attribute
+    # read on a pydantic model goes through its __getattr__ hook (~0.1 us).
+    values = event.__dict__
+    if values.get("bot") is not None:
         return Result(state, _BOT, [], None, None)  # changes nothing, not even the position
     if position is not None:
         last = state.position
         if last is not None and position <= last:
             return Result(state, _DUPLICATE, [], None, None)
         state.position = position
-    event_id = event.id
+    event_id: str = values["id"]
     if event_id in state.seen:
         return Result(state, _DUPLICATE, [], None, None)
     prepared = compiled(rules)
-    t = event.time.timestamp()
+    when: datetime = values["time"]
+    t = timestamp(when)
+    before = 0.0
+    known = False
+    """Whether `before` is the score at `t` before the event (for a handed-off lead)."""
     if state.handoff_status is _HANDED_OFF:
         as_of = state.as_of
         factor = _decay(prepared, t - as_of) if as_of is not None else 1.0
-        if total_of(state, prepared, _fit_of(state, rules, prepared), factor) < (
-            prepared.rearm_below
-        ):
+        before = total_of(state, prepared, _fit_of(state, rules, prepared), factor)
+        known = True
+        if before < prepared.rearm_below:
             state.handoff_status = _ARMED
     _advance(state, prepared, t)
-    plan = prepared.plans.get(event.type)
-    matched = match_event(plan, event) if plan is not None else NOTHING
-    earned = _apply(state, event, matched, rules, prepared, t)
+    event_type: str = values["type"]
+    data = values.get("data")
+    plan = prepared.plans.get(event_type)
+    matched = match_data(plan, data, event_type) if plan is not None else NOTHING
+    earned = _apply(state, event_id, event_type, data, matched, rules, prepared, t)
     _remember(state, event_id, prepared)
     state.events_applied += 1
     state.last_event_id = event_id
 
     fit = _fit_of(state, rules, prepared)
-    value = total_of(state, prepared, fit, 1.0)
+    # nothing earned: only the decay to `t` changed the values, which `before`
+    # already applied (_advance multiplies each by the same factor): the same sum
+    value = total_of(state, prepared, fit, 1.0) if earned or not known else before
     outputs: list[CloudEvent] = []
     segment = (
         "high"
@@ -168,9 +193,33 @@ def apply_event(
         reason = _qualifies(state, rules, prepared, t, value, fired)
         if reason is not None:
             score = evaluate(state, rules)
-            outputs.append(_handoff(state, reason, score, rules, event))
-    state.record([t, event_id, value, fit, state.segment], prepared.history)
+            outputs.append(_handoff(state, reason, score, rules, event, t))
+    state.record((t, event_id, value, fit, state.segment), prepared.history)
     return Result(state, _SCORED if earned else _NO_RULE, outputs, rules, score)
+
+
+_EPOCH_DAY: Final = 719_163
+"""date(1970, 1, 1).toordinal()"""
+_EXACT_S: Final = 9_007_199_253.0
+"""Seconds below which seconds * 10**6 + microseconds stays below 2**53 (exact)."""
+_UTC: Final = UTC
+
+
+def timestamp(when: datetime) -> float:
+    """`when.timestamp()`, the same float, without its timedeltas for a UTC datetime
+    (the events' times are UTC): the microseconds since the epoch, an integer
+    exact as a float (each step is), divided once by 10**6, as datetime does (its
+    total_seconds); other time zones, or times outside years 1685-2255, ask datetime."""
+    if when.tzinfo is _UTC:
+        seconds = float(
+            (when.toordinal() - _EPOCH_DAY) * 86_400
+            + when.hour * 3_600
+            + when.minute * 60
+            + when.second
+        )
+        if -_EXACT_S < seconds < _EXACT_S:
+            return (seconds * 1e6 + when.microsecond) / 1e6
+    return when.timestamp()
 
 
 def _decay(prepared: Compiled, elapsed: float) -> float:
@@ -217,9 +266,11 @@ def _advance(state: LeadState, prepared: Compiled, t: float) -> None:
         return
     factor = _decay(prepared, t - as_of)
     if factor != 1.0:
-        info = prepared.rule_info
         for name, rule_state in state.rules.items():
-            spec = info.get(name)
+            if rule_state.spec_for is prepared:
+                spec = rule_state.spec
+            else:
+                spec = rule_spec(rule_state, name, prepared)
             if spec is not None and spec[2]:
                 rule_state.value *= factor
     state.as_of = t
@@ -227,14 +278,14 @@ def _advance(state: LeadState, prepared: Compiled, t: float) -> None:
 
 def _apply(
     state: LeadState,
-    event: CloudEvent,
+    event_id: str,
+    event_type: str,
+    data: object,
     matched: Matched,
     rules: Rules,
     prepared: Compiled,
     t: float,
 ) -> bool:
-    data = getattr(event, "data", None)
-    event_type = event.type
     if event_type == _LEAD_UPDATED and isinstance(data, LeadUpdatedData):
         # the model's own values (str, int, a dict for custom): what model_dump gives
         update = data.attributes.__dict__
@@ -242,12 +293,12 @@ def _apply(
         for name, value in update.items():
             if value is not None and name != "custom":
                 state.attributes[name] = value
-                state.attribute_events[name] = event.id
+                state.attribute_events[name] = event_id
         if custom:
             merged = dict(state.attributes.get("custom") or {})
             merged.update(custom)
             state.attributes["custom"] = merged
-            state.attribute_events["custom"] = event.id
+            state.attribute_events["custom"] = event_id
         state.fit_cache = None
         return True
     earned = False
@@ -278,7 +329,7 @@ def _apply(
         rule_state.value += points * late if decays else points
         rule_state.count += 1
         events = rule_state.events
-        events.append(event.id)
+        events.append(event_id)
         if len(events) > EVENTS_PER_RULE:
             del events[:-EVENTS_PER_RULE]
         if kind == ONCE_PER_ASSET:
@@ -306,12 +357,13 @@ def _crm_feedback(state: LeadState, data: CrmStatusChangedData, rules: Rules) ->
             rule_state.count = 0
             rule_state.times.clear()
         state.triggers.clear()
-    if effect.action is CrmAction.HOLD:
-        state.handoff_status = HandoffStatus.HELD
-    elif effect.action is CrmAction.CLOSE:
-        state.handoff_status = HandoffStatus.CLOSED
+    action = effect.action
+    if action is _HOLD:
+        state.handoff_status = _HELD
+    elif action is _CLOSE:
+        state.handoff_status = _CLOSED
     else:
-        state.handoff_status = HandoffStatus.ARMED
+        state.handoff_status = _ARMED
 
 
 def _remember(state: LeadState, event_id: str, prepared: Compiled) -> None:
@@ -319,12 +371,21 @@ def _remember(state: LeadState, event_id: str, prepared: Compiled) -> None:
     seen = state.seen
     seen[event_id] = watermark
     horizon = watermark - prepared.dedupe_window
-    limit = prepared.dedupe_max_ids
-    while seen:
-        old_id = next(iter(seen))
-        if seen[old_id] >= horizon and len(seen) <= limit:
+    excess = len(seen) - prepared.dedupe_max_ids
+    # the oldest first (arrival order; their watermarks never decrease): forget
+    # those past the window, and any beyond the limit
+    forget: list[str] | None = None
+    for old_id, at in seen.items():
+        if at >= horizon and excess <= 0:
             break
-        del seen[old_id]
+        if forget is None:
+            forget = [old_id]
+        else:
+            forget.append(old_id)
+        excess -= 1
+    if forget is not None:
+        for old_id in forget:
+            del seen[old_id]
 
 
 def _fire_triggers(state: LeadState, matched: Matched, t: float, score: float) -> Trigger | None:
@@ -381,11 +442,16 @@ def _qualifies(
 
 
 def _handoff(
-    state: LeadState, reason: HandoffReason, score: Score, rules: Rules, event: CloudEvent
+    state: LeadState,
+    reason: HandoffReason,
+    score: Score,
+    rules: Rules,
+    event: CloudEvent,
+    t: float,
 ) -> HandoffRequested:
     state.handoffs += 1
-    state.handoff_status = HandoffStatus.HANDED_OFF
-    state.last_handoff_at = event.time.timestamp()
+    state.handoff_status = _HANDED_OFF
+    state.last_handoff_at = t
     handoff_id = handoff_id_for(state.lead_id, state.handoffs)
     state.last_handoff_id = handoff_id
     return handoff_requested(state, handoff_id, reason, score, rules, event)
@@ -399,4 +465,4 @@ def handoff_id_for(lead_id: str, sequence: int) -> str:
 def _record_history(
     state: LeadState, rules: Rules, t: float, score: float, fit: float, event_id: str | None
 ) -> None:
-    state.record([t, event_id, score, fit, state.segment], rules.history)
+    state.record((t, event_id, score, fit, state.segment), rules.history)

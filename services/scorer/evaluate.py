@@ -5,18 +5,21 @@ floor adjustment, so that its items always add up to the score.
 """
 
 import math
-from math import fsum
-from typing import Literal, NamedTuple
+from math import fsum as _fsum
+from typing import Final, Literal, NamedTuple
 
 import orjson
 
 from schemas.data import BreakdownItem, Segment
-from services.scorer.compiled import Compiled, compiled
+from services.scorer.compiled import Compiled, RuleInfo, compiled
 from services.scorer.native import check_fresh
 from services.scorer.rules import Rules
-from services.scorer.state import LeadState
+from services.scorer.state import LeadState, RuleState
 
 check_fresh(__file__)  # compiled by mypyc: refuse to run a stale build (native.py)
+
+_FSUM: Final = _fsum
+"""math.fsum (Final: compiled, a C static, not a lookup in the module's dict)."""
 
 Part = Literal["fit", "engagement", "limit"]
 
@@ -74,12 +77,27 @@ def attribute_value(attributes: dict[str, object], name: str) -> object:
 FitMatch = tuple[tuple[str, str, float, str], ...]
 """(rule, group label, points, attribute) of every fit rule that matches, cap lines included."""
 
-_FIT_CACHE: dict[tuple[int, bytes], tuple[FitMatch, float]] = {}
+_FIT_CACHE: dict[tuple[int, object], tuple[FitMatch, float]] = {}
+
+
+def _attributes_key(attributes: dict[str, object]) -> object:
+    """A hashable key equal for equal attributes: each (name, type, value) in order
+    when the values are plain strings and integers (what LeadAttributes holds), else
+    (a `custom` dict) their JSON, keys sorted."""
+    key: list[object] = []
+    for name, value in attributes.items():
+        kind = type(value)
+        if kind is not str and kind is not int:
+            return orjson.dumps(attributes, option=orjson.OPT_SORT_KEYS)
+        key.append(name)
+        key.append(kind)
+        key.append(value)
+    return tuple(key)
 
 
 def _fit(state: LeadState, rules: Rules) -> tuple[FitMatch, float]:
     """The fit rules matching the current attributes and their total (cached by attributes)."""
-    key = (id(rules), orjson.dumps(state.attributes, option=orjson.OPT_SORT_KEYS))
+    key = (id(rules), _attributes_key(state.attributes))
     hit = _FIT_CACHE.get(key)
     if hit is not None:
         return hit
@@ -111,61 +129,26 @@ def fit_total(state: LeadState, rules: Rules) -> float:
 
 def fit_items(state: LeadState, rules: Rules) -> tuple[Item, ...]:
     """The fit part of the breakdown: a function of the current attributes only."""
-    return _fit_items(state, _fit(state, rules)[0])
+    return tuple(_fit_items(state, _fit(state, rules)[0]))
 
 
-def _fit_items(state: LeadState, matches: FitMatch) -> tuple[Item, ...]:
+def _fit_items(state: LeadState, matches: FitMatch) -> list[Item]:
     items = []
     for name, label, points, field in matches:
         source = state.attribute_events.get(field) if field else None
         part: Part = "limit" if name.startswith("cap:") else "fit"
-        items.append(Item(name, label, points, (source,) if source else (), part))
-    return tuple(items)
+        items.append(_item(name, label, points, (source,) if source else (), part))
+    return items
 
 
-def _engagement_values(
-    state: LeadState, rules: Rules, factor: float
-) -> list[tuple[str, str | None, float]]:
-    prepared = compiled(rules)
-    by_name = prepared.engagement_by_name
-    decaying = prepared.decaying
-    values = []
-    for name, rule_state in state.rules.items():
-        rule = by_name.get(name)
-        if rule is None or rule_state.count == 0:
-            continue
-        value = rule_state.value * factor if name in decaying else rule_state.value
-        if rule.cap is not None and value > rule.cap:
-            value = rule.cap
-        values.append((name, rule.group, value))
-    return values
+_new_tuple: Final = tuple.__new__
 
 
-def _limit(raw: float, rules: Rules) -> float:
-    limits = rules.total
-    if limits.cap is not None and raw > limits.cap:
-        return limits.cap
-    if limits.floor is not None and raw < limits.floor:
-        return limits.floor
-    return raw
-
-
-def _raw(fit: float, values: list[tuple[str, str | None, float]], rules: Rules) -> float:
-    """fit + engagement before the total cap and floor; a capped group counts its cap."""
-    caps = compiled(rules).engagement_caps
-    if not caps:
-        return math.fsum([fit, *(v for _, _, v in values)])
-    capped = dict(caps)
-    grouped: dict[str, list[float]] = {}
-    parts = [fit]
-    for _, group, value in values:
-        if group is not None and group in capped:
-            grouped.setdefault(group, []).append(value)
-        else:
-            parts.append(value)
-    for group, group_values in grouped.items():
-        parts.append(min(capped[group], math.fsum(group_values)))
-    return math.fsum(parts)
+def _item(rule: str, group: str | None, points: float, events: tuple[str, ...], part: Part) -> Item:
+    """Item(rule, group, points, events, part), made by tuple.__new__ (C) rather
+    than the named tuple's generated __new__ (Python code)."""
+    item: Item = _new_tuple(Item, (rule, group, points, events, part))
+    return item
 
 
 def _factor(state: LeadState, rules: Rules, at: float | None) -> float:
@@ -184,8 +167,100 @@ def score_of(state: LeadState, rules: Rules, at: float | None = None) -> tuple[f
 def total_of(state: LeadState, prepared: Compiled, fit: float, factor: float) -> float:
     """The score: `fit` plus the engagement values decayed by `factor`, caps and floor applied.
 
-    The same parts as `_engagement_values` + `_raw`, summed by `fsum` (exact, so
-    independent of order), without the intermediate items."""
+    The same parts as `evaluate`'s, summed exactly (as `fsum`: so
+    independent of order), without the intermediate items. The sum of two floats
+    is the exact sum rounded once, as fsum rounds it: groups of at most two rules
+    (the capped groups of the default rules) are added in unboxed locals, and
+    fsum runs once, on the parts, when there are more than two."""
+    parts: list[float] | None = None
+    first = fit
+    # the capped groups 0-3, as (count, running sum) in locals; more, or a group
+    # with three rules scoring, takes the general way (_total_of_lists)
+    c0 = c1 = c2 = c3 = 0
+    s0 = s1 = s2 = s3 = 0.0
+    for name, rule_state in state.rules.items():
+        if not rule_state.count:
+            continue
+        if rule_state.spec_for is prepared:
+            spec = rule_state.spec
+        else:
+            spec = rule_spec(rule_state, name, prepared)
+        if spec is None:
+            continue
+        cap, group, decays = spec
+        value = rule_state.value * factor if decays else rule_state.value
+        if cap is not None and value > cap:
+            value = cap
+        if group < 0:
+            if parts is None:
+                parts = [first, value]
+            else:
+                parts.append(value)
+        elif group == 0 and c0 < 2:
+            s0 = value if c0 == 0 else _add(s0, value)
+            c0 += 1
+        elif group == 1 and c1 < 2:
+            s1 = value if c1 == 0 else _add(s1, value)
+            c1 += 1
+        elif group == 2 and c2 < 2:
+            s2 = value if c2 == 0 else _add(s2, value)
+            c2 += 1
+        elif group == 3 and c3 < 2:
+            s3 = value if c3 == 0 else _add(s3, value)
+            c3 += 1
+        else:
+            return _total_of_lists(state, prepared, fit, factor)
+    if c0 or c1 or c2 or c3:
+        caps = prepared.group_caps
+        if parts is None:
+            parts = [first]
+        if c0:
+            cap0 = caps[0]
+            parts.append(s0 if s0 < cap0 else cap0)
+        if c1:
+            cap1 = caps[1]
+            parts.append(s1 if s1 < cap1 else cap1)
+        if c2:
+            cap2 = caps[2]
+            parts.append(s2 if s2 < cap2 else cap2)
+        if c3:
+            cap3 = caps[3]
+            parts.append(s3 if s3 < cap3 else cap3)
+    if parts is None:
+        raw = first if first != 0.0 else 0.0  # as fsum([first])
+    elif len(parts) == 2:
+        raw = _add(parts[0], parts[1])
+    else:
+        raw = _FSUM(parts)
+    return _limited(raw, prepared)
+
+
+def rule_spec(rule_state: RuleState, name: str, prepared: Compiled) -> RuleInfo | None:
+    """The compiled info of the rule `name`, kept on its state for `prepared`."""
+    spec = prepared.rule_info.get(name)
+    rule_state.spec = spec
+    rule_state.spec_for = prepared
+    return spec
+
+
+def _add(a: float, b: float) -> float:
+    """fsum([a, b]): a + b (one rounding of the exact sum), a zero always +0.0."""
+    total = a + b
+    return total if total != 0.0 else 0.0
+
+
+def _limited(raw: float, prepared: Compiled) -> float:
+    high = prepared.total_cap
+    if high is not None and raw > high:
+        return high
+    low = prepared.total_floor
+    if low is not None and raw < low:
+        return low
+    return raw
+
+
+def _total_of_lists(state: LeadState, prepared: Compiled, fit: float, factor: float) -> float:
+    """total_of for any number of groups and rules per group."""
     info = prepared.rule_info
     parts = [fit]
     grouped: list[list[float]] | None = None
@@ -208,54 +283,65 @@ def total_of(state: LeadState, prepared: Compiled, fit: float, factor: float) ->
         for group, values in enumerate(grouped):
             if values:
                 # fsum of one value is that value: the call is skipped, not the rounding
-                total = values[0] if len(values) == 1 else fsum(values)
+                total = values[0] if len(values) == 1 else _FSUM(values)
                 cap = caps[group]
                 parts.append(total if total < cap else cap)
-    raw = fsum(parts)
-    high = prepared.total_cap
-    if high is not None and raw > high:
-        return high
-    low = prepared.total_floor
-    if low is not None and raw < low:
-        return low
-    return raw
+    return _limited(_FSUM(parts), prepared)
 
 
 def evaluate(state: LeadState, rules: Rules, at: float | None = None) -> Score:
     """The score of `state` at time `at` (default: its latest event time), with the
-    breakdown: every rule's points, and cap and floor adjustments as their own lines."""
+    breakdown: every rule's points, and cap and floor adjustments as their own lines.
+
+    One pass over the rules; its score is `total_of`'s (the same parts, summed by
+    fsum: exact, so in any order)."""
+    prepared = compiled(rules)
     fit_matches, fit = _fit(state, rules)
-    values = _engagement_values(state, rules, _factor(state, rules, at))
-    raw = _raw(fit, values, rules)
-    score = _limit(raw, rules)
-    engagement_items = [
-        Item(name, group, value, tuple(state.rules[name].events)) for name, group, value in values
-    ]
-    for group, cap in compiled(rules).engagement_caps:
-        points = [v for _, g, v in values if g == group]
-        if points:
-            engagement_items.extend(_cap(group, cap, points))
+    factor = _factor(state, rules, at)
+    info = prepared.rule_info
+    groups = prepared.rule_groups
+    items = _fit_items(state, fit_matches)
+    parts = [fit]
+    grouped: list[list[float]] | None = None
+    for name, rule_state in state.rules.items():
+        spec = info.get(name)
+        if spec is None or not rule_state.count:
+            continue
+        cap, group, decays = spec
+        value = rule_state.value * factor if decays else rule_state.value
+        if cap is not None and value > cap:
+            value = cap
+        items.append(_item(name, groups[name], value, tuple(rule_state.events), "engagement"))
+        if group < 0:
+            parts.append(value)
+        else:
+            if grouped is None:
+                grouped = [[] for _ in prepared.group_caps]
+            grouped[group].append(value)
+    if grouped is not None:
+        for (group_name, cap), values in zip(prepared.engagement_caps, grouped, strict=True):
+            if values:
+                total = _FSUM(values)
+                parts.append(min(cap, total))
+                if total > cap:
+                    items.append(_item(f"cap:{group_name}", group_name, cap - total, (), "limit"))
+    raw = _FSUM(parts)
+    score = _limited(raw, prepared)
     if score != raw:
         name = "cap:total" if score < raw else "floor"
-        engagement_items.append(Item(name, None, score - raw, (), "limit"))
-    return Score(
-        score=score,
-        fit=fit,
-        engagement=score - fit,
-        items=(*_fit_items(state, fit_matches), *engagement_items),
-    )
+        items.append(_item(name, None, score - raw, (), "limit"))
+    result: Score = _new_tuple(Score, (score, fit, score - fit, tuple(items)))
+    return result
 
 
-def _cap(group: str | None, cap: float, points: list[float]) -> list[Item]:
-    total = math.fsum(points)
-    if total <= cap:
-        return []
-    return [Item(f"cap:{group}", group, cap - total, (), "limit")]
+_HIGH: Final = Segment.HIGH
+_MID: Final = Segment.MID
+_LOW: Final = Segment.LOW
 
 
 def segment_of(score: float, rules: Rules) -> Segment:
     if score >= rules.segments.high:
-        return Segment.HIGH
+        return _HIGH
     if score >= rules.segments.mid:
-        return Segment.MID
-    return Segment.LOW
+        return _MID
+    return _LOW

@@ -56,7 +56,11 @@ def _key_getter(model: type) -> Callable[[Any], Hashable]:
 def match_key(event: CloudEvent) -> Hashable:
     """What `event_fields` reads from the event's payload, as a hashable value: two
     events of one type with equal keys have equal fields (for memoised matching)."""
-    data: Any = getattr(event, "data", None)
+    return data_key(getattr(event, "data", None))
+
+
+def data_key(data: Any) -> Hashable:
+    """match_key, given the event's payload."""
     if data is None:
         return None
     model = type(data)
@@ -71,7 +75,15 @@ def event_fields(
     (asset id, else URL without its query, else email, campaign, form or event type).
     `with_any` / `with_key`: whether to add `any` and `key` (the core skips them
     when no rule or trigger of the event's type uses them)."""
-    data: Any = getattr(event, "data", None)
+    return data_fields(
+        getattr(event, "data", None), event.type, with_any=with_any, with_key=with_key
+    )
+
+
+def data_fields(
+    data: Any, event_type: str, *, with_any: bool = True, with_key: bool = True
+) -> dict[str, str]:
+    """event_fields, given the event's payload and type."""
     fields: dict[str, str] = {}
     if data is not None:
         values = data.__dict__
@@ -90,6 +102,6 @@ def event_fields(
             or fields.get("email")
             or fields.get("campaign")
             or fields.get("form")
-            or str(event.type)
+            or str(event_type)
         )
     return fields

@@ -18,7 +18,7 @@ byte-identical records.
 
 import re
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from pydantic import BaseModel
 
@@ -41,23 +41,41 @@ from services.scorer.state import LeadState
 
 check_fresh(__file__)  # compiled by mypyc: refuse to run a stale build (native.py)
 
-SOURCE = "/scorer"
+SOURCE: Final = "/scorer"
 M = TypeVar("M", bound=BaseModel)
 
-_new = object.__new__  # what BaseModel.__new__ is
-_setattr = object.__setattr__
-_SLOTS = BaseModel.__dict__
-_set_fields_set = _SLOTS["__pydantic_fields_set__"].__set__
-_set_extra = _SLOTS["__pydantic_extra__"].__set__
-_set_private = _SLOTS["__pydantic_private__"].__set__
-_SEGMENTS = {segment.value: segment for segment in Segment}
-_LEAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}").fullmatch
+# Final: compiled, each is a C static (no lookup in the module's dict)
+_new: Final = object.__new__  # what BaseModel.__new__ is
+_SLOTS: Final = BaseModel.__dict__
+_set_dict: Final = _SLOTS["__dict__"].__set__  # object.__setattr__ without its lookup
+_set_fields_set: Final = _SLOTS["__pydantic_fields_set__"].__set__
+_set_extra: Final = _SLOTS["__pydantic_extra__"].__set__
+_set_private: Final = _SLOTS["__pydantic_private__"].__set__
+_SEGMENTS: Final = {segment.value: segment for segment in Segment}
+_LEAD_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}").fullmatch
 """schemas.envelope.LeadId's pattern."""
-_ATTRIBUTES = frozenset(LeadAttributes.model_fields)
-_NO_ATTRIBUTES = dict.fromkeys(LeadAttributes.model_fields)
+_VALID_LEADS: Final[dict[str, bool]] = {}
+"""Lead ids already checked against _LEAD_ID (emptied when large)."""
+_ATTRIBUTES: Final = frozenset(LeadAttributes.model_fields)
+_NO_ATTRIBUTES: Final = dict.fromkeys(LeadAttributes.model_fields)
 """Every LeadAttributes field, None, in declaration order."""
-_HANDOFF_FIELDS = frozenset(HandoffRequestedData.model_fields)
-_SEGMENT_CHANGED, _HANDOFF_REQUESTED = EventType.SEGMENT_CHANGED, EventType.HANDOFF_REQUESTED
+_HANDOFF_FIELDS: Final = frozenset(HandoffRequestedData.model_fields)
+_SEGMENT_CHANGED: Final = EventType.SEGMENT_CHANGED
+_HANDOFF_REQUESTED: Final = EventType.HANDOFF_REQUESTED
+_UTC: Final = UTC
+
+
+def _valid_lead(lead_id: str) -> bool:
+    """Whether `lead_id` matches schemas.envelope.LeadId (remembered: a lead emits
+    many outputs)."""
+    known = _VALID_LEADS.get(lead_id)
+    if known is not None:
+        return known
+    valid = _LEAD_ID(lead_id) is not None
+    if len(_VALID_LEADS) >= 100_000:
+        _VALID_LEADS.clear()
+    _VALID_LEADS[lead_id] = valid
+    return valid
 
 
 def _model(
@@ -66,8 +84,8 @@ def _model(
     """An instance of `cls` with `values` (every field, in declaration order) as they
     are: what `cls.model_construct` makes, without its per-field default lookups."""
     model = _new(cls)
-    _setattr(model, "__dict__", values)
-    _set_fields_set(model, given)  # the slots' own setters: no name lookup
+    _set_dict(model, values)  # the slots' own setters: no name lookup
+    _set_fields_set(model, given)
     _set_extra(model, extra)
     _set_private(model, None)
     return model
@@ -110,15 +128,12 @@ def segment_changed(
     state.segment_changes += 1
     lead_id = state.lead_id
     event_id = f"seg-{lead_id}-{state.segment_changes}"
-    if (
-        event is not None
-        and event.time.tzinfo is UTC
-        and compiled(rules).plain_outputs
-        and _LEAD_ID(lead_id)
-    ):
+    if event is not None and compiled(rules).plain_outputs and _valid_lead(lead_id):
+        values = event.__dict__  # (read once: see core.apply_event)
+        when: datetime = values["time"]
         before = _SEGMENTS.get(previous) if previous is not None else None
         after = _SEGMENTS.get(segment)
-        if after is not None and (before is not None or previous is None):
+        if when.tzinfo is _UTC and after is not None and (before is not None or previous is None):
             data = _model(
                 SegmentChangedData,
                 {
@@ -127,12 +142,12 @@ def segment_changed(
                     "segment": after,
                     "score": score,
                     "rules_version": rules.version,
-                    "cause_event_id": event.id,
+                    "cause_event_id": values["id"],
                 },
                 {"lead_id", "previous", "segment", "score", "rules_version", "cause_event_id"},
                 None,
             )
-            return _envelope(SegmentChanged, _SEGMENT_CHANGED, event_id, lead_id, event.time, data)
+            return _envelope(SegmentChanged, _SEGMENT_CHANGED, event_id, lead_id, when, data)
     time = event.time if event is not None else (now or datetime.fromtimestamp(0, UTC))
     return SegmentChanged.model_validate(
         {
@@ -175,10 +190,10 @@ def handoff_requested(
     lead_id = state.lead_id
     attributes = state.attributes
     if (
-        event.time.tzinfo is UTC
+        event.time.tzinfo is _UTC
         and compiled(rules).plain_outputs
-        and _LEAD_ID(lead_id)
-        and attributes.keys() <= _ATTRIBUTES
+        and _valid_lead(lead_id)
+        and _ATTRIBUTES.issuperset(attributes)
     ):
         lead_values: dict[str, Any] = _NO_ATTRIBUTES.copy()
         lead_values.update(attributes)
@@ -189,17 +204,12 @@ def handoff_requested(
         breakdown = [
             _model(
                 BreakdownItem,
-                {
-                    "rule": item.rule,
-                    "group": item.group,
-                    "part": item.part,
-                    "points": item.points,
-                    "events": list(item.events),
-                },
+                {"rule": rule, "group": group, "part": part, "points": points, "events": [*events]},
                 {"rule", "group", "part", "points", "events"},
                 None,
             )
-            for item in score.items
+            # unpacked: compiled, a named tuple's fields are read as tuple items
+            for rule, group, points, events, part in score.items
         ]
         data = _model(
             HandoffRequestedData,
