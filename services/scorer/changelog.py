@@ -24,6 +24,11 @@ from aiokafka import AIOKafkaProducer
 
 from services.scorer.in_flight import Encoded
 
+
+class ChangelogFailed(RuntimeError):
+    """States could not be sent to the changelog: nothing may be committed after them."""
+
+
 MAX_PENDING = 20_000
 """Leads whose states wait for the commit before they are sent anyway (memory bound)."""
 
@@ -45,6 +50,9 @@ class ChangelogWriter:
         """Held while sending and flushing: a flush returns only once every state noted
         before it is acknowledged, even with a send (max_pending) or another flush (a
         commit and a rebalance) under way."""
+        self._error: BaseException | None = None
+        """Set once states could not be handed to the producer: they are gone, so every
+        later send and flush raises (no commit may pass them)."""
 
     def __len__(self) -> int:
         """States waiting to be sent."""
@@ -73,9 +81,21 @@ class ChangelogWriter:
             await self._send(topic)
 
     async def _send(self, topic: str) -> None:
+        if self._error is not None:
+            raise ChangelogFailed(
+                f"changelog states were lost ({self._error!r}): no offsets are committed"
+                " after them; restart the worker to score those events again"
+            ) from self._error
         waiting, self._waiting, self._count = self._waiting, {}, 0
         if not waiting:
             return
+        try:
+            await self._send_batches(topic, waiting)
+        except BaseException as exc:
+            self._error = exc
+            raise
+
+    async def _send_batches(self, topic: str, waiting: dict[int, dict[bytes, bytes]]) -> None:
         producer = self._producer()
         sent = self._sent
         for partition, states in waiting.items():
@@ -97,10 +117,13 @@ class ChangelogWriter:
         Returns the offset of the last record written per partition."""
         async with self._lock:
             await self._send(topic)
-            sent, self._sent = self._sent, []
+            sent = self._sent
             if not sent:
                 return {}
+            # kept until every ack is in: after a failed (or cancelled) wait, the next
+            # flush waits for the same batches again and fails again, never passes them
             results = await asyncio.gather(*(future for future, _ in sent))
+            self._sent = []
         last: dict[int, int] = {}
         for metadata, (_, count) in zip(results, sent, strict=True):
             partition = metadata.topic_partition.partition

@@ -156,7 +156,11 @@ class FaustLeadTable:
                 " after it; restart the worker to score it again from the last commit"
             )
         changelog = self._changelog_name()
-        persisted = await self._changelog.flush(changelog)
+        try:
+            persisted = await self._changelog.flush(changelog)
+        except Exception as exc:
+            self.fail(exc)  # no later commit either, whatever faust acks meanwhile
+            raise
         store = self._table.data
         for partition, offset in persisted.items():
             store.set_persisted_offset(TP(changelog, partition), offset)

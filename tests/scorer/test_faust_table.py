@@ -220,3 +220,38 @@ async def test_states_sent_during_a_flush_are_awaited_by_the_next_one() -> None:
     fake.producer.futures[1].set_result(_Metadata(1, 8))
     await second
     assert fake.data.persisted == {0: 4, 1: 9}
+
+
+async def test_a_flush_waiting_behind_a_failed_one_fails_too() -> None:
+    # a commit hook's flush queued behind a rebalance's flush whose batch fails must
+    # not find "nothing pending" and let the commit pass
+    table, fake = make_table({EVENTS: 3, CHANGELOG: 3})
+    await table.save_all([(LeadState(lead_id="lead-a"), 0)])
+    first = asyncio.ensure_future(table._changelog.flush(CHANGELOG))
+    await asyncio.sleep(0)
+    second = asyncio.ensure_future(table.flush())
+    await asyncio.sleep(0)
+    fake.producer.futures[0].set_exception(RuntimeError("not acked"))
+    with pytest.raises(RuntimeError, match="not acked"):
+        await first
+    with pytest.raises(RuntimeError, match="not acked"):
+        await second
+    with pytest.raises(RuntimeError, match="no offsets are committed"):
+        await table.flush()  # and every later commit
+    assert fake.data.persisted == {}
+
+
+async def test_states_lost_in_a_failed_send_fail_every_later_flush() -> None:
+    table, fake = make_table({EVENTS: 3, CHANGELOG: 3})
+    await table.save_all([(LeadState(lead_id="lead-a"), 0), (LeadState(lead_id="lead-b"), 1)])
+
+    async def refuse(batch: object, topic: str, *, partition: int) -> Any:
+        raise RuntimeError("producer closed")
+
+    fake.producer.send_batch = refuse  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="producer closed"):
+        await table._changelog.send(CHANGELOG)
+    assert len(table._changelog) == 0  # the states waiting are gone with the send
+    with pytest.raises(RuntimeError, match="changelog states were lost"):
+        await table._changelog.flush(CHANGELOG)
+    assert fake.data.persisted == {}
