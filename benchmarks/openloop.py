@@ -44,6 +44,15 @@ TIMESTAMP = struct.Struct("@qq")  # struct timespec
 ANCILLARY = socket.CMSG_SPACE(TIMESTAMP.size)
 
 
+def arrival_ns(ancillary: list[tuple[int, int, bytes]]) -> int:
+    """The kernel's receive time of the bytes `recvmsg` returned with `ancillary`
+    (ns since the epoch); `time.time_ns()` now when the kernel gave none."""
+    if ancillary:
+        seconds, nanoseconds = TIMESTAMP.unpack_from(ancillary[0][2])
+        return int(seconds) * 1_000_000_000 + int(nanoseconds)
+    return time.time_ns()
+
+
 def content_length(buf: bytes, start: int, end: int) -> int:
     """The Content-Length of the head `buf[start:end]` (end: where its blank line
     begins); 0 without one. Header names are matched case-insensitively."""
@@ -207,11 +216,7 @@ class OpenLoop:
         if not data:
             self._lose(conn, "connection closed")
             return
-        if ancillary:
-            seconds, nanoseconds = TIMESTAMP.unpack_from(ancillary[0][2])
-            at = seconds * 1_000_000_000 + nanoseconds
-        else:
-            at = time.time_ns()
+        at = arrival_ns(ancillary)
         buf = conn.buffer + data if conn.buffer else data
         pending, answered = conn.pending, self.answered
         waiting = bool(pending)

@@ -15,10 +15,9 @@ plain function (nothing here waits).
 import asyncio
 import contextlib
 import socket
-import time
 from collections.abc import Callable
 
-from benchmarks.openloop import ANCILLARY, READ_SIZE, SO_TIMESTAMPNS, TIMESTAMP, content_length
+from benchmarks.openloop import ANCILLARY, READ_SIZE, SO_TIMESTAMPNS, arrival_ns, content_length
 from benchmarks.rawhttp import REASONS
 
 StampedHandler = Callable[[bytes, bytes, bytes, int], tuple[int, bytes]]
@@ -85,11 +84,7 @@ class StampedServer:
         if not data:
             self._close(conn)
             return
-        if ancillary:
-            seconds, nanoseconds = TIMESTAMP.unpack_from(ancillary[0][2])
-            at = seconds * 1_000_000_000 + nanoseconds
-        else:
-            at = time.time_ns()
+        at = arrival_ns(ancillary)
         buf = conn.buffer + data if conn.buffer else data
         answers = []
         while (end := buf.find(b"\r\n\r\n")) >= 0:
