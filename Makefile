@@ -2,14 +2,19 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# The interpreter of .venv: the distribution's python3.11 first. Debian's is one static
+# binary built with profile-guided and link-time optimisation; a source build with
+# --enable-shared and without --enable-optimizations (pyenv's default) runs the scorer
+# 1.2-1.5x slower (docs/BENCHMARKS.md). Another: `make PYTHON=/path/to/python3.11 setup`
+# (an existing .venv keeps its interpreter: remove .venv first to switch).
+PYTHON ?= $(firstword $(wildcard /usr/bin/python3.11) $(shell command -v python3.11 || command -v python3))
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 KAFKA := deploy/kafka/kafka.sh
 STACK_PIDFILE := var/run/stack.pid
 
-.PHONY: help run stop setup native pure lint format test test-unit kafka-up kafka-down kafka-reset kafka-log topics schemas docs bench clean
+.PHONY: help run stop setup print-python native pure lint format test test-unit kafka-up kafka-down kafka-reset kafka-log topics schemas docs bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -49,6 +54,10 @@ $(NATIVE): $(STAMP) $(NATIVE_SOURCES)
 	$(build_native)
 
 setup: $(STAMP) $(NATIVE) ## create .venv/ with everything installed, compile the scoring core (idempotent)
+	@want=$$($(PYTHON) -c 'import os, sys; print(os.path.realpath(sys.executable))' 2>/dev/null); \
+	  have=$$($(BIN)/python -c 'import os, sys; print(os.path.realpath(sys._base_executable))'); \
+	  [ -z "$$want" ] || [ "$$want" = "$$have" ] || \
+	  echo "make setup: note: .venv runs $$have, not $$want (PYTHON); rm -rf .venv && make setup to switch"
 
 native: $(STAMP) ## compile the scoring core with mypyc again (make setup does it when its files change)
 	$(build_native)
@@ -97,6 +106,9 @@ bench: setup ## the benchmarks (each benchmarks/bench_*.py) on the real broker; 
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	$(KAFKA) up
 	for bench in benchmarks/bench_*.py; do $(BIN)/python -m benchmarks.$$(basename $$bench .py) || exit 1; done
+
+print-python: ## print the interpreter make setup builds .venv from
+	@echo $(PYTHON)
 
 clean: ## remove caches (keeps .venv and the broker's jars and data)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info

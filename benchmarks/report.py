@@ -5,6 +5,8 @@ import os
 import platform
 import re
 import socket
+import sys
+import sysconfig
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
@@ -19,7 +21,20 @@ def hardware() -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
+    return f"{cpu}, {os.cpu_count()} cores, {interpreter()}, {platform.system()}"
+
+
+def interpreter() -> str:
+    """Which CPython build runs: its version, where it lives, and whether libpython is a
+    shared library (an --enable-shared build without PGO/LTO runs our Python 1.2-1.5x
+    slower than a distribution's static, optimised binary: see the Makefile's PYTHON)."""
+    base = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
+    try:  # what is mapped, not what sysconfig says (Debian's binary is static, its config not)
+        shared = "libpython" in Path("/proc/self/maps").read_text()
+    except OSError:
+        shared = bool(sysconfig.get_config_var("Py_ENABLE_SHARED"))
+    linked = "libpython shared" if shared else "static"
+    return f"Python {platform.python_version()} ({base}, {linked})"
 
 
 def free_port() -> int:
