@@ -1,7 +1,7 @@
 """Which rules and triggers an event matches: the event's matchable fields."""
 
 from collections.abc import Callable, Hashable
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from schemas.envelope import CloudEvent
@@ -46,9 +46,17 @@ def _no_fields(data: Any) -> Hashable:
 
 def _key_getter(model: type) -> Callable[[Any], Hashable]:
     pairs = _BY_MODEL.get(model) or _pairs(model)
-    getter: Callable[[Any], Hashable] = (
-        attrgetter(*(attribute for _, attribute in pairs)) if pairs else _no_fields
-    )
+    attributes = [attribute for _, attribute in pairs]
+    getter: Callable[[Any], Hashable]
+    if not pairs:
+        getter = _no_fields
+    elif hasattr(model, "model_fields"):
+        # a pydantic model's __dict__ holds every field: read it as one dict (each
+        # attribute read on a model goes through its __getattr__ hook)
+        values = itemgetter(*attributes)
+        getter = lambda data: values(data.__dict__)  # noqa: E731
+    else:
+        getter = attrgetter(*attributes)
     _KEYS[model] = getter
     return getter
 

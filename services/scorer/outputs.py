@@ -215,12 +215,17 @@ class HandoffOutput(Output):
         breakdown = [
             _model(
                 BreakdownItem,
-                {"rule": rule, "group": group, "part": part, "points": points, "events": [*events]},
+                {
+                    "rule": item.rule,
+                    "group": item.group,
+                    "part": item.part,
+                    "points": item.points,
+                    "events": [*item.events],
+                },
                 {"rule", "group", "part", "points", "events"},
                 None,
             )
-            # unpacked: compiled, a named tuple's fields are read as tuple items
-            for rule, group, points, events, part in self.score.items
+            for item in self.score.items
         ]
         data = _model(
             HandoffRequestedData, self._data(reason, breakdown, lead), set(_HANDOFF_FIELDS), None
@@ -268,10 +273,16 @@ class HandoffOutput(Output):
 
 
 def _breakdown_item(item: Item) -> dict[str, object]:
-    rule, group, points, events, part = item
+    group = item.group
     if group is None:
-        return {"rule": rule, "part": part, "points": points, "events": events}
-    return {"rule": rule, "group": group, "part": part, "points": points, "events": events}
+        return {"rule": item.rule, "part": item.part, "points": item.points, "events": item.events}
+    return {
+        "rule": item.rule,
+        "group": group,
+        "part": item.part,
+        "points": item.points,
+        "events": item.events,
+    }
 
 
 def _record(output: Output, event_type: str, data: dict[str, Any]) -> bytes:
