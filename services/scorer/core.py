@@ -51,7 +51,7 @@ from services.scorer.outputs import (
     segment_changed,
 )
 from services.scorer.rules import CrmAction, Rules, Trigger
-from services.scorer.state import HandoffStatus, LeadState, RuleState
+from services.scorer.state import NO_KEYS, HandoffStatus, LeadState, RuleState
 
 check_fresh(__file__)  # compiled by mypyc: refuse to run a stale build (native.py)
 
@@ -338,9 +338,12 @@ def _apply(
             del events[:-EVENTS_PER_RULE]
         if kind == ONCE_PER_ASSET:
             keys = rule_state.keys
-            keys.append(asset)
-            if len(keys) > KEYS_PER_RULE:
-                del keys[:-KEYS_PER_RULE]
+            if keys is NO_KEYS:  # shared: a list of its own
+                rule_state.keys = [asset]
+            else:
+                keys.append(asset)
+                if len(keys) > KEYS_PER_RULE:
+                    del keys[:-KEYS_PER_RULE]
         elif kind == WINDOW:
             horizon = (as_of or t) - window
             rule_state.times = [s for s in rule_state.times if s > horizon]
