@@ -23,7 +23,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from benchmarks.report import hardware, write_section
 from schemas.codec import decode_event, encode_event, encode_key
-from schemas.data import HandoffRequestedData
 from schemas.envelope import CloudEvent
 from schemas.topics import EVENTS, HANDOFFS, SEGMENTS
 from services.common.gc_tuning import tune_gc
@@ -36,6 +35,7 @@ from services.scorer.core import apply_event
 from services.scorer.in_flight import Encoded
 from services.scorer.memory import MemoryTable
 from services.scorer.metrics import ScorerMetrics
+from services.scorer.outputs import HandoffOutput, Output
 from services.scorer.partitioning import KeyPartitioner
 from services.scorer.processor import BatchScorer, Record
 from services.scorer.rules import load_rules
@@ -181,17 +181,14 @@ class KafkaSink:
         self.segments = segments
         self.handoffs = handoffs
 
-    async def emit(self, outputs: list[CloudEvent]) -> None:
+    async def emit(self, outputs: list[Output]) -> None:
         await (await self.send(outputs))
 
-    async def send(self, outputs: list[CloudEvent]) -> Awaitable[object]:
+    async def send(self, outputs: list[Output]) -> Awaitable[object]:
         futures = []
         for output in outputs:
-            is_handoff = isinstance(getattr(output, "data", None), HandoffRequestedData)
-            topic = self.handoffs if is_handoff else self.segments
-            futures.append(
-                await self.producer.send(topic, encode_event(output), key=encode_key(output))
-            )
+            topic = self.handoffs if isinstance(output, HandoffOutput) else self.segments
+            futures.append(await self.producer.send(topic, output.encode(), key=output.key()))
         return asyncio.gather(*futures)
 
 

@@ -20,9 +20,6 @@ from faust.web import Request, Response, View
 from mode import CrashingSupervisor
 from prometheus_client import generate_latest
 
-from schemas.codec import encode_event, encode_key
-from schemas.data import HandoffRequestedData
-from schemas.envelope import CloudEvent
 from schemas.topics import EVENTS, HANDOFFS, SEGMENTS
 from services.common.logging import get_logger
 from services.scorer.batching import BatchingApp, BatchMessage, BatchStream
@@ -30,6 +27,7 @@ from services.scorer.evaluate import evaluate
 from services.scorer.explain import lead_view
 from services.scorer.faust_table import TABLE_NAME, FaustLeadTable, kafka_producer
 from services.scorer.metrics import ScorerMetrics
+from services.scorer.outputs import HandoffOutput, Output
 from services.scorer.partitioning import KeyPartitioner
 from services.scorer.processor import BatchScorer
 from services.scorer.rules import Rules
@@ -57,16 +55,15 @@ class FaustSink:
         self._segments = segments
         self._handoffs = handoffs
 
-    async def emit(self, outputs: list[CloudEvent]) -> None:
+    async def emit(self, outputs: list[Output]) -> None:
         await (await self.send(outputs))
 
-    async def send(self, outputs: list[CloudEvent]) -> Awaitable[object]:
+    async def send(self, outputs: list[Output]) -> Awaitable[object]:
         send = kafka_producer(self._app).send
         futures = []
         for output in outputs:
-            is_handoff = isinstance(getattr(output, "data", None), HandoffRequestedData)
-            topic = self._handoffs if is_handoff else self._segments
-            futures.append(await send(topic, encode_event(output), encode_key(output)))
+            topic = self._handoffs if isinstance(output, HandoffOutput) else self._segments
+            futures.append(await send(topic, output.encode(), output.key()))
         return asyncio.gather(*futures)
 
 

@@ -20,14 +20,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Final
 
-from schemas.data import (
-    CrmStatusChangedData,
-    HandoffReason,
-    LeadUpdatedData,
-)
+from schemas.data import CrmStatusChangedData, LeadUpdatedData
 from schemas.envelope import CloudEvent
 from schemas.event_types import EventType
-from schemas.events import HandoffRequested
 from services.scorer.compiled import (
     ONCE_PER_ASSET,
     ONCE_PER_LEAD,
@@ -47,9 +42,16 @@ from services.scorer.evaluate import (
     total_of,
 )
 from services.scorer.native import check_fresh
-from services.scorer.outputs import handoff_reason, handoff_requested, segment_changed
+from services.scorer.outputs import (
+    HandoffOutput,
+    Output,
+    Reason,
+    handoff_reason,
+    handoff_requested,
+    segment_changed,
+)
 from services.scorer.rules import CrmAction, Rules, Trigger
-from services.scorer.state import HandoffStatus, LeadState, RuleState
+from services.scorer.state import NO_KEYS, HandoffStatus, LeadState, RuleState
 
 check_fresh(__file__)  # compiled by mypyc: refuse to run a stale build (native.py)
 
@@ -94,13 +96,15 @@ class Result:
         self,
         state: LeadState,
         outcome: Outcome,
-        outputs: list[CloudEvent] | None = None,
+        outputs: list[Output] | None = None,
         rules: Rules | None = None,
         score: Score | None = None,
     ) -> None:
         self.state = state
         self.outcome = outcome
-        self.outputs: list[CloudEvent] = outputs if outputs is not None else []
+        self.outputs: list[Output] = outputs if outputs is not None else []
+        """The events it emits, as plain values (outputs.py): `encode()` gives a
+        record's bytes, `model()` the pydantic model."""
         self.rules = rules
         """Set when the event was applied: `score` is then evaluated on first access."""
         self._score = score
@@ -175,7 +179,7 @@ def apply_event(
     # nothing earned: only the decay to `t` changed the values, which `before`
     # already applied (_advance multiplies each by the same factor): the same sum
     value = total_of(state, prepared, fit, 1.0) if earned or not known else before
-    outputs: list[CloudEvent] = []
+    outputs: list[Output] = []
     segment = (
         "high"
         if value >= prepared.segment_high
@@ -334,9 +338,12 @@ def _apply(
             del events[:-EVENTS_PER_RULE]
         if kind == ONCE_PER_ASSET:
             keys = rule_state.keys
-            keys.append(asset)
-            if len(keys) > KEYS_PER_RULE:
-                del keys[:-KEYS_PER_RULE]
+            if keys is NO_KEYS:  # shared: a list of its own
+                rule_state.keys = [asset]
+            else:
+                keys.append(asset)
+                if len(keys) > KEYS_PER_RULE:
+                    del keys[:-KEYS_PER_RULE]
         elif kind == WINDOW:
             horizon = (as_of or t) - window
             rule_state.times = [s for s in rule_state.times if s > horizon]
@@ -420,7 +427,7 @@ def _qualifies(
     t: float,
     score: float,
     fired: Trigger | None,
-) -> HandoffReason | None:
+) -> Reason | None:
     cooldown = prepared.cooldown
     if (
         cooldown is not None
@@ -443,12 +450,12 @@ def _qualifies(
 
 def _handoff(
     state: LeadState,
-    reason: HandoffReason,
+    reason: Reason,
     score: Score,
     rules: Rules,
     event: CloudEvent,
     t: float,
-) -> HandoffRequested:
+) -> HandoffOutput:
     state.handoffs += 1
     state.handoff_status = _HANDED_OFF
     state.last_handoff_at = t

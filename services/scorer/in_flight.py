@@ -19,8 +19,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from schemas.envelope import CloudEvent
 from services.common.logging import get_logger
+from services.scorer.outputs import Output
 from services.scorer.state import LeadState
 from services.scorer.state_cache import StateCache
 
@@ -45,7 +45,7 @@ class InFlightBatch:
     """A batch whose outputs were sent but not yet acknowledged."""
 
     acks: Awaitable[object]
-    outputs: list[CloudEvent]
+    outputs: list[Output]
     touched: dict[str, tuple[LeadState, int]]
     encoded: list[Encoded]
     """Its states as they were after it: the next batch changes the objects in place."""
@@ -66,7 +66,7 @@ class InFlight:
         table: EncodedStore,
         cache: StateCache,
         lock: asyncio.Lock,
-        on_completed: Callable[[list[CloudEvent]], None],
+        on_completed: Callable[[list[Output]], None],
         on_failure: Callable[[], None],
     ) -> None:
         self.table = table

@@ -1,7 +1,7 @@
 """Which rules and triggers an event matches: the event's matchable fields."""
 
 from collections.abc import Callable, Hashable
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from schemas.envelope import CloudEvent
@@ -38,6 +38,9 @@ def _pairs(model: type) -> tuple[tuple[str, str], ...]:
 
 
 _KEYS: dict[type, Callable[[Any], Hashable]] = {}
+"""Per payload class: what reads its key from the payload (see _key_getter)."""
+_DICT_KEYS: dict[type, Callable[[dict[str, Any]], Hashable]] = {}
+"""Per pydantic payload model: what reads its key from the model's __dict__."""
 
 
 def _no_fields(data: Any) -> Hashable:
@@ -46,9 +49,13 @@ def _no_fields(data: Any) -> Hashable:
 
 def _key_getter(model: type) -> Callable[[Any], Hashable]:
     pairs = _BY_MODEL.get(model) or _pairs(model)
-    getter: Callable[[Any], Hashable] = (
-        attrgetter(*(attribute for _, attribute in pairs)) if pairs else _no_fields
-    )
+    attributes = [attribute for _, attribute in pairs]
+    getter: Callable[[Any], Hashable] = attrgetter(*attributes) if pairs else _no_fields
+    if pairs and hasattr(model, "model_fields"):
+        # a pydantic model's __dict__ holds every field: read as one dict, its values
+        # are the attributes (each attribute read on a model goes through its
+        # __getattr__ hook)
+        _DICT_KEYS[model] = itemgetter(*attributes)
     _KEYS[model] = getter
     return getter
 
@@ -64,7 +71,12 @@ def data_key(data: Any) -> Hashable:
     if data is None:
         return None
     model = type(data)
+    from_dict = _DICT_KEYS.get(model)
+    if from_dict is not None:
+        return from_dict(data.__dict__)
     getter = _KEYS.get(model) or _key_getter(model)
+    if model in _DICT_KEYS:
+        return _DICT_KEYS[model](data.__dict__)
     return getter(data)
 
 

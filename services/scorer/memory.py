@@ -4,8 +4,8 @@ backtests (`BatchScorer` without Kafka or faust)."""
 import asyncio
 from collections.abc import Awaitable, Iterable
 
-from schemas.envelope import CloudEvent
 from services.scorer.in_flight import Encoded, encode_states
+from services.scorer.outputs import Output
 from services.scorer.state import LeadState
 
 
@@ -31,12 +31,12 @@ class MemoryTable:
 
 class MemorySink:
     def __init__(self) -> None:
-        self.emitted: list[CloudEvent] = []
+        self.emitted: list[Output] = []
 
-    async def emit(self, outputs: list[CloudEvent]) -> None:
+    async def emit(self, outputs: list[Output]) -> None:
         self.emitted.extend(outputs)
 
-    async def send(self, outputs: list[CloudEvent]) -> Awaitable[object]:
+    async def send(self, outputs: list[Output]) -> Awaitable[object]:
         await self.emit(outputs)
         acked: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         acked.set_result(None)

@@ -22,13 +22,13 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from schemas.codec import EventDecodeError, decode_event
-from schemas.data import HandoffRequestedData, Segment, SegmentChangedData
-from schemas.envelope import CloudEvent
+from schemas.data import Segment
 from schemas.event_types import EventType
 from services.common.logging import get_logger
 from services.scorer.core import Outcome, Result, apply_event, sweep
 from services.scorer.in_flight import Encoded, InFlight, InFlightBatch, encode_states
 from services.scorer.metrics import FUNNEL_TYPES, BatchTally, ScorerMetrics
+from services.scorer.outputs import HandoffOutput, Output, SegmentOutput
 from services.scorer.rules import Rules
 from services.scorer.state import LeadState
 from services.scorer.state_cache import StateCache
@@ -88,11 +88,11 @@ class LeadTable(Protocol):
 
 
 class OutputSink(Protocol):
-    async def emit(self, outputs: list[CloudEvent]) -> None:
+    async def emit(self, outputs: list[Output]) -> None:
         """Write the outputs; return once Kafka has acknowledged every one."""
         ...
 
-    async def send(self, outputs: list[CloudEvent]) -> Awaitable[object]:
+    async def send(self, outputs: list[Output]) -> Awaitable[object]:
         """Write the outputs; return what completes once Kafka has acknowledged them."""
         ...
 
@@ -140,7 +140,7 @@ class BatchScorer:
             cache = self.cache
             epoch = cache.epoch
             touched: dict[str, tuple[LeadState, int]] = {}
-            outputs: list[CloudEvent] = []
+            outputs: list[Output] = []
             tally = BatchTally()
             try:
                 for record in records:
@@ -223,24 +223,23 @@ class BatchScorer:
                 tally.funnel[(event_type, segment_before)] += 1
         return result
 
-    def _count_outputs(self, outputs: list[CloudEvent], cause: str) -> None:
+    def _count_outputs(self, outputs: list[Output], cause: str) -> None:
         # counted per batch: each labels() lookup and increment takes a lock
         transitions: Counter[tuple[str, str]] = Counter()
         reasons: Counter[str] = Counter()
         handoffs: list[dict[str, object]] = []
         for output in outputs:
-            data = getattr(output, "data", None)
-            if isinstance(data, SegmentChangedData):
-                previous = data.previous.value if data.previous is not None else "none"
-                transitions[(previous, data.segment.value)] += 1
-            elif isinstance(data, HandoffRequestedData):
-                reasons[data.reason.name] += 1
+            if isinstance(output, SegmentOutput):
+                transitions[(output.previous or "none", output.segment)] += 1
+            elif isinstance(output, HandoffOutput):
+                reason = output.reason[1]
+                reasons[reason] += 1
                 handoffs.append(
                     {
-                        "lead_id": data.lead_id,
-                        "handoff_id": data.handoff_id,
-                        "reason": data.reason.name,
-                        "score": round(data.score, 2),
+                        "lead_id": output.subject,
+                        "handoff_id": output.id,
+                        "reason": reason,
+                        "score": round(output.score.score, 2),
                     }
                 )
         if handoffs:
@@ -276,7 +275,7 @@ class BatchScorer:
             await self.in_flight.complete()  # (a batch may have been scored since the last chunk)
             cache = self.cache
             epoch = cache.epoch
-            outputs: list[CloudEvent] = []
+            outputs: list[Output] = []
             swept: list[tuple[LeadState, int]] = []
             try:
                 for stale, partition in chunk:

@@ -32,6 +32,14 @@ _STATUS: Final = {status.value: status for status in HandoffStatus}
 """By value: a dict lookup, where HandoffStatus(value) runs the enum machinery."""
 
 
+NO_KEYS: Final[list[str]] = []
+NO_TIMES: Final[list[float]] = []
+"""The `keys` and `times` of the rule states that have none: shared, never changed
+(empty, so clear() leaves them as they are); the core gives a rule state its own
+list when it first adds to one (most rules repeat neither once per asset nor in a
+window: two lists fewer per rule state to make, and for the collector to scan)."""
+
+
 @dataclass(slots=True, init=False)
 class RuleState:
     """One engagement rule's part of a lead's score."""
@@ -63,8 +71,8 @@ class RuleState:
         self.value = value
         self.count = count
         self.events = events if events is not None else []
-        self.keys = keys if keys is not None else []
-        self.times = times if times is not None else []
+        self.keys = keys if keys is not None else NO_KEYS
+        self.times = times if times is not None else NO_TIMES
         self.spec = None
         self.spec_for = None
 

@@ -90,7 +90,8 @@ def _every_example_and_scorer_output() -> list[CloudEvent]:
         events.append(event)
         lead = event.subject or ""
         state = states.setdefault(lead, LeadState(lead_id=lead))
-        events.extend(apply_event(state, event, rules, position=position).outputs)
+        outputs = apply_event(state, event, rules, position=position).outputs
+        events.extend(output.model() for output in outputs)
     return events
 
 

@@ -39,7 +39,7 @@ def manager_in_software(event_id: str = "u1", hours: float = 0) -> CloudEvent:
 
 def handoffs(results: list[Result]) -> list[HandoffRequestedData]:
     return [
-        o.data  # type: ignore[attr-defined]
+        o.model().data  # type: ignore[attr-defined]
         for r in results
         for o in r.outputs
         if o.type == EventType.HANDOFF_REQUESTED
@@ -70,7 +70,7 @@ def test_segments_and_one_handoff_at_the_threshold() -> None:
     ]
     results = run(events)
     segments = [
-        o.data.segment.value  # type: ignore[attr-defined]
+        o.model().data.segment.value  # type: ignore[attr-defined]
         for r in results
         for o in r.outputs
         if o.type == EventType.SEGMENT_CHANGED
@@ -283,10 +283,10 @@ def test_sweep_emits_the_segment_change_of_a_cooling_lead() -> None:
     assert quiet.outputs == []
     cooled = sweep(state, T0 + timedelta(days=60), RULES)
     [change] = cooled.outputs
-    assert isinstance(change.data, SegmentChangedData)  # type: ignore[attr-defined]
-    assert change.data.previous == "high"  # type: ignore[attr-defined]
-    assert change.data.cause_event_id is None  # type: ignore[attr-defined]
-    assert cooled.state.segment == change.data.segment.value  # type: ignore[attr-defined]
+    assert isinstance(change.model().data, SegmentChangedData)  # type: ignore[attr-defined]
+    assert change.model().data.previous == "high"  # type: ignore[attr-defined]
+    assert change.model().data.cause_event_id is None  # type: ignore[attr-defined]
+    assert cooled.state.segment == change.model().data.segment.value  # type: ignore[attr-defined]
     assert sweep(cooled.state, T0 + timedelta(days=61), RULES).outputs == []
 
 

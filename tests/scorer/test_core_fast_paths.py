@@ -7,11 +7,12 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from services.scorer import matching
 from services.scorer.compiled import compiled
 from services.scorer.core import apply_event, timestamp
 from services.scorer.evaluate import _total_of_lists, evaluate, fit_total, total_of
 from services.scorer.rules import DEFAULT_RULES_PATH, load_rules, parse_rules
-from services.scorer.state import LeadState, RuleState
+from services.scorer.state import NO_KEYS, NO_TIMES, LeadState, RuleState
 from tests.scorer.corpus import build_corpus
 
 RULES = load_rules()
@@ -155,3 +156,31 @@ def test_rule_info_kept_on_a_rule_state_follows_the_rules_used() -> None:
                     _total_of_lists(state, prepared, fit, factor)
                 )
     assert compiled(other).rule_info["email_click"][2] is False
+
+
+def test_match_keys_read_from_the_payload_dict_are_its_attributes() -> None:
+    seen = set()
+    for event in build_corpus(200, 10):
+        data = event.data  # type: ignore[attr-defined]
+        pairs = matching._BY_MODEL.get(type(data)) or matching._pairs(type(data))
+        values = tuple(getattr(data, attribute) for _, attribute in pairs)
+        # as attrgetter gives them (no fields: no key)
+        expected = None if not values else values[0] if len(values) == 1 else values
+        assert matching.data_key(data) == expected
+        assert matching.data_key(data) == matching.data_key(data.model_copy())
+        seen.add(type(data))
+    assert len(seen) >= 5
+
+
+def test_rule_states_share_empty_keys_and_times_and_never_change_them() -> None:
+    states = _corpus_states(300)
+    rule_states = [rule for state in states for rule in state.rules.values()]
+    own = [rule for rule in rule_states if rule.keys is not NO_KEYS]
+    assert own  # once_per_asset rules got lists of their own
+    assert all(rule.keys for rule in own)
+    assert any(rule.times is NO_TIMES for rule in rule_states)
+    assert NO_KEYS == []
+    assert NO_TIMES == []
+    # stored and loaded, a state scores the same (the shared lists are written as [])
+    for state in states[:50]:
+        assert LeadState.from_bytes(state.to_bytes()) == state

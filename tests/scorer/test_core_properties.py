@@ -163,7 +163,7 @@ def test_caps_and_floor_hold_and_the_breakdown_sums_to_the_score(evs: list[Cloud
                     in_group = math.fsum(i.points for i in score.items if i.group == group)
                     assert in_group <= spec.cap + 1e-9
             for output in result.outputs:
-                data = output.data  # type: ignore[attr-defined]
+                data = output.model().data  # type: ignore[attr-defined]
                 if hasattr(data, "breakdown"):
                     assert math.isclose(
                         math.fsum(i.points for i in data.breakdown), data.score, abs_tol=1e-9

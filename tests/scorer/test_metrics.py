@@ -77,7 +77,7 @@ async def test_transitions_and_handoffs_are_counted_once_per_output_over_many_ba
     scorer = BatchScorer(load_rules(), MemoryTable(), sink, metrics, clock=lambda: 0.0)
     for start in range(0, len(RECORDS), 7):  # many small batches: the cached children
         await scorer.score_batch(RECORDS[start : start + 7])
-    kinds = [type(output).__name__ for output in sink.emitted]
+    kinds = [type(output.model()).__name__ for output in sink.emitted]
     counted = {
         name: sum(
             sample.value

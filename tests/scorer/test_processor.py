@@ -91,15 +91,15 @@ async def test_sweep_emits_cooling_segment_changes_once() -> None:
     assert await scorer.sweep(T0 + timedelta(days=90)) == 1
     change = sink.emitted[before]
     assert change.type == EventType.SEGMENT_CHANGED
-    assert change.data.cause_event_id is None  # type: ignore[attr-defined]
-    assert table.load("lead-a").segment == change.data.segment.value  # type: ignore[attr-defined,union-attr]
+    assert change.model().data.cause_event_id is None  # type: ignore[attr-defined]
+    assert table.load("lead-a").segment == change.model().data.segment.value  # type: ignore[attr-defined,union-attr]
     assert await scorer.sweep(T0 + timedelta(days=91)) == 0
     assert (
         value(
             metrics,
             "hotlead_scorer_segment_transitions_total",
             previous="high",
-            segment=change.data.segment.value,
+            segment=change.model().data.segment.value,
             cause="sweep",
         )  # type: ignore[attr-defined]
         == 1

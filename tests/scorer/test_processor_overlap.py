@@ -8,10 +8,9 @@ from datetime import timedelta
 
 import pytest
 
-from schemas.codec import encode_event
-from schemas.envelope import CloudEvent
 from services.scorer.memory import MemorySink, MemoryTable
 from services.scorer.metrics import ScorerMetrics
+from services.scorer.outputs import Output
 from services.scorer.processor import BatchScorer
 from services.scorer.rules import load_rules
 from services.scorer.state_cache import StateCache
@@ -44,8 +43,8 @@ async def run(overlap: bool, cache: int = 1_000) -> tuple[MemoryTable, MemorySin
     return table, sink
 
 
-def encoded(events: list[CloudEvent]) -> list[bytes]:
-    return [encode_event(e) for e in events]
+def encoded(outputs: list[Output]) -> list[bytes]:
+    return [output.encode() for output in outputs]
 
 
 @pytest.mark.parametrize("cache", [1_000, 5, 0])
@@ -63,7 +62,7 @@ class HeldSink(MemorySink):
         super().__init__()
         self.acks: list[asyncio.Future[object]] = []
 
-    async def send(self, outputs: list[CloudEvent]) -> Awaitable[object]:
+    async def send(self, outputs: list[Output]) -> Awaitable[object]:
         self.emitted.extend(outputs)
         ack: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         self.acks.append(ack)

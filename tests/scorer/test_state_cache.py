@@ -8,11 +8,11 @@ import pytest
 from faust.types import TP
 
 from schemas.codec import encode_event
-from schemas.envelope import CloudEvent
 from schemas.topics import EVENTS
 from services.scorer.app import create_app
 from services.scorer.memory import MemorySink, MemoryTable
 from services.scorer.metrics import ScorerMetrics
+from services.scorer.outputs import Output
 from services.scorer.processor import BatchScorer, Record
 from services.scorer.rules import load_rules
 from services.scorer.settings import ScorerSettings
@@ -93,7 +93,7 @@ async def test_scores_exactly_as_reading_every_state_from_the_table(capacity: in
     plain_table, plain_sink = await run(None)
     table, sink = await run(StateCache(capacity))
     assert table.states == plain_table.states  # byte for byte
-    assert [encode_event(e) for e in sink.emitted] == [encode_event(e) for e in plain_sink.emitted]
+    assert [e.encode() for e in sink.emitted] == [e.encode() for e in plain_sink.emitted]
     assert len(plain_sink.emitted) > 50  # segment changes and hand-offs happened
 
 
@@ -103,7 +103,7 @@ class FailingSink(MemorySink):
         self.calls = 0
         self.fail_on = fail_on
 
-    async def emit(self, outputs: list[CloudEvent]) -> None:
+    async def emit(self, outputs: list[Output]) -> None:
         self.calls += 1
         if self.calls == self.fail_on:
             raise ConnectionError("broker gone")
@@ -124,7 +124,7 @@ async def test_a_failed_batch_empties_the_cache_and_its_redelivery_scores_it_ful
                 await scorer.score_batch(batch)
             assert len(cache) == 0
         await scorer.score_batch(batch)  # the same batch again, as after a restart
-    assert [encode_event(e) for e in sink.emitted] == [encode_event(e) for e in plain_sink.emitted]
+    assert [e.encode() for e in sink.emitted] == [e.encode() for e in plain_sink.emitted]
 
 
 class DroppingSink(MemorySink):
@@ -135,7 +135,7 @@ class DroppingSink(MemorySink):
         super().__init__()
         self.drop = drop
 
-    async def emit(self, outputs: list[CloudEvent]) -> None:
+    async def emit(self, outputs: list[Output]) -> None:
         self.drop()
         await super().emit(outputs)
 
