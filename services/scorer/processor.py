@@ -254,12 +254,17 @@ class BatchScorer:
             tally.events[(event.type.short, "invalid")] += 1
             return None
         cached = touched.get(lead_id)
+        if cached is None:
+            # changed since the last store (`WriteBack.get`, inlined: once per event)
+            cached = self.write_back.dirty.get(lead_id)
+            if cached is not None and cached[1] != record.partition:
+                cached = None
+            if cached is not None:
+                tally.cache_hits += 1
         if cached is not None:
             state: LeadState | None = cached[0]
         else:
-            state = self.write_back.get(lead_id, record.partition)
-            if state is None:
-                state = self.cache.get(lead_id, record.partition)
+            state = self.cache.get(lead_id, record.partition)
             if state is not None:
                 tally.cache_hits += 1
             else:
