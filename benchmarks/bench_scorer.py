@@ -32,7 +32,6 @@ from services.common.socket_reads import cap_socket_reads
 from services.common.topics import TopicSpec, delete_topics, ensure_topics, topic_specs
 from services.scorer.changelog import ChangelogWriter
 from services.scorer.core import apply_event
-from services.scorer.in_flight import Encoded
 from services.scorer.memory import MemoryTable
 from services.scorer.metrics import ScorerMetrics
 from services.scorer.outputs import HandoffOutput, Output
@@ -42,6 +41,7 @@ from services.scorer.rules import load_rules
 from services.scorer.settings import ScorerSettings
 from services.scorer.state import LeadState
 from services.scorer.state_cache import StateCache
+from services.scorer.write_back import Encoded
 from tests.scorer.corpus import build_corpus
 from tests.scorer.worker import ScorerProcess
 

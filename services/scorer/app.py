@@ -140,15 +140,18 @@ def create_app(settings: ScorerSettings, rules: Rules) -> ScorerApp:
     )
 
     async def drain() -> None:
-        """Complete the batch in flight; if that fails, no offset is committed again."""
+        """Complete the batch in flight, then store every state changed since the last
+        commit; if that fails, no offset is committed again."""
         try:
             await scorer.drain()
         except BaseException as exc:
             table.fail(exc)
             raise
 
-    # before every commit: the batch in flight completed (outputs acked, states
-    # stored and sent), then every state record sent so far acknowledged
+    # before every commit: the batch in flight completed (outputs acked), the states
+    # changed since the last commit stored (RocksDB) and sent to the changelog, then
+    # every changelog record sent so far acknowledged (faust chose the offsets to
+    # commit before these hooks: records of batches the agent had finished)
     app.before_commit(drain)
     app.before_commit(table.flush)
 
@@ -164,12 +167,14 @@ def create_app(settings: ScorerSettings, rules: Rules) -> ScorerApp:
     app.on_partitions_assigned.connect(forget_assigned)
 
     async def forget(partitions: set[TP], why: str) -> None:
-        await drain()  # the batch in flight is stored before its partitions move
-        # and the states waiting for the changelog are in it before another worker
-        # recovers these partitions from it (faust commits nothing at a rebalance)
-        await table.flush()
-        dropped = cache.drop_partitions({tp.partition for tp in partitions})
-        metrics.cache_states.set(len(cache))
+        # every state stored and in the changelog before the partitions move (another
+        # worker recovers them from it; faust commits nothing at a rebalance), then the
+        # states kept of these partitions dropped: all under the scorer's lock
+        try:
+            dropped = await scorer.drop_partitions({tp.partition for tp in partitions})
+        except BaseException as exc:
+            table.fail(exc)
+            raise
         log.info("state_cache_dropped", partitions=why, states=dropped)
 
     # Any error crashes the worker (to be restarted from the last commit) rather than
@@ -199,7 +204,11 @@ def create_app(settings: ScorerSettings, rules: Rules) -> ScorerApp:
 
         @app.timer(interval=settings.scorer_sweep_interval_s)  # type: ignore[untyped-decorator]
         async def sweep_quiet_leads() -> None:
-            changed = await scorer.sweep()
+            try:
+                changed = await scorer.sweep()  # (stores the states it changed)
+            except BaseException as exc:
+                table.fail(exc)
+                raise
             # no offsets to commit after a sweep: its states go to the changelog now
             await table.flush()
             if changed:
@@ -208,7 +217,8 @@ def create_app(settings: ScorerSettings, rules: Rules) -> ScorerApp:
     @app.page("/leads/{lead_id}")
     @app.table_route(table=faust_table, match_info="lead_id")
     async def get_lead(view: View, request: Request, lead_id: str) -> Response:
-        state = table.load(lead_id)
+        # the latest state scored (in memory until the next commit stores it)
+        state = scorer.current(lead_id, table.partition_of(lead_id))
         if state is None:
             return view.json(
                 {"error": "not_found", "detail": f"no events scored for lead {lead_id!r} yet"},

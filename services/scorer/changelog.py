@@ -22,7 +22,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from services.scorer.in_flight import Encoded
+from services.scorer.write_back import Encoded
 
 
 class ChangelogFailed(RuntimeError):

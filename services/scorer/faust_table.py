@@ -18,8 +18,8 @@ from faust.types import TP
 from rocksdict import WriteBatch
 
 from services.scorer.changelog import ChangelogWriter
-from services.scorer.in_flight import Encoded, encode_states
 from services.scorer.state import LeadState
+from services.scorer.write_back import Encoded, encode_states
 
 TABLE_NAME = "leads"
 
@@ -52,11 +52,12 @@ class _PartitionContext:
 class FaustLeadTable:
     """LeadTable on a faust table of raw bytes (key: lead id, value: LeadState JSON).
 
-    States are written straight to the table's store, a batch at a time, and to
-    its changelog a commit at a time (`ChangelogWriter`): faust's `table[key] =
-    value` would park each changelog record in the producer buffer, drained one
-    record per task switch, and write the changelog offset to RocksDB once per
-    record.
+    States are written straight to the table's store and to its changelog, a
+    commit at a time (the scorer's `drain` calls `save_encoded` with the states
+    changed since the last commit, `write_back.py`; `flush` sends them to the
+    changelog, `ChangelogWriter`): faust's `table[key] = value` would park each
+    changelog record in the producer buffer, drained one record per task switch,
+    and write the changelog offset to RocksDB once per record.
     """
 
     def __init__(self, app: faust.App, table: Any, source_topic: str, partitions: int) -> None:

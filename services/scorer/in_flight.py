@@ -1,43 +1,31 @@
 """The batch in flight: outputs sent, their acks not yet in (`BatchScorer(overlap=True)`).
 
-A batch sends its outputs and leaves them in flight, with its states encoded as
-they are then (the next batch changes the same objects in place), while the
-next batch is scored; the next batch reads its leads' states from the one in
-flight. The batch in flight is completed (its acks awaited, then its encoded
-states stored, then its states kept in the cache) by whichever comes first:
+A batch sends its outputs and leaves them in flight while the next batch is
+scored (the agent acks the batch's records meanwhile: no commit covers them
+before they are completed, see below). The batch in flight is completed (its
+acks awaited, then its outputs counted and logged) by whichever comes first:
 the next batch once it has sent its outputs (`hand_over`), the scorer's
-`drain` (before every offset commit, rebalance and sweep), or a task that
-waits for its acks outside the scorer's lock (`complete_when_acked`) when no
-next batch comes. If that task fails, every later batch and drain raises
-(`raise_failure`): the worker restarts from the last commit, which never
-covers a batch in flight.
+`drain` (before every offset commit, rebalance and sweep, and before any
+state is stored: `write_back.py`), or a task that waits for its acks outside
+the scorer's lock (`complete_when_acked`) when no next batch comes, so the
+metrics do not wait for the next commit. If completing fails, `on_failure`
+gets the error: the scorer forgets every state not stored and refuses every
+later batch, store and drain, so the worker restarts from the last commit,
+which never covers a batch in flight.
+
+The batch's states are not kept here: the scorer marks them dirty when the
+batch is scored (`WriteBack`), and stores them only once no batch is in flight.
 """
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 from services.common.logging import get_logger
 from services.scorer.outputs import Output
-from services.scorer.state import LeadState
-from services.scorer.state_cache import StateCache
 
 log = get_logger(__name__)
-
-Encoded = tuple[bytes, bytes, int]
-"""A state as the table stores it: (lead id, LeadState bytes, partition)."""
-
-
-def encode_states(states: Iterable[tuple[LeadState, int]]) -> list[Encoded]:
-    return [(state.lead_id.encode(), state.to_bytes(), partition) for state, partition in states]
-
-
-class EncodedStore(Protocol):
-    async def save_encoded(self, records: list[Encoded]) -> None:
-        """Store states already encoded; return once they are durable."""
-        ...
 
 
 @dataclass(slots=True)
@@ -46,11 +34,6 @@ class InFlightBatch:
 
     acks: Awaitable[object]
     outputs: list[Output]
-    touched: dict[str, tuple[LeadState, int]]
-    encoded: list[Encoded]
-    """Its states as they were after it: the next batch changes the objects in place."""
-    epoch: int
-    """The cache epoch when the batch began: a drop since then keeps nothing."""
 
 
 class InFlight:
@@ -58,43 +41,20 @@ class InFlight:
 
     `lock` is the scorer's: completing runs under it (callers of `hand_over` and
     `complete` hold it). `on_completed` gets a completed batch's outputs (metrics,
-    log lines); `on_failure` runs when completing fails (the scorer forgets
-    the batch in flight and the states it kept)."""
+    log lines); `on_failure` gets the error when completing fails (the scorer
+    forgets what it did not store and refuses everything after it)."""
 
     def __init__(
         self,
-        table: EncodedStore,
-        cache: StateCache,
         lock: asyncio.Lock,
         on_completed: Callable[[list[Output]], None],
-        on_failure: Callable[[], None],
+        on_failure: Callable[[BaseException], None],
     ) -> None:
-        self.table = table
-        self.cache = cache
         self.lock = lock
         self.on_completed = on_completed
         self.on_failure = on_failure
         self.batch: InFlightBatch | None = None
         self._completers: set[asyncio.Task[None]] = set()
-        self._error: BaseException | None = None
-        """Set when a batch failed to complete in the background: every later batch and
-        drain raises it (the worker restarts from the last commit)."""
-
-    def state(self, lead_id: str, partition: int) -> LeadState | None:
-        """The lead's state as the batch in flight left it (if it holds the lead there)."""
-        batch = self.batch
-        if batch is None:
-            return None
-        kept = batch.touched.get(lead_id)
-        if kept is None or kept[1] != partition:
-            return None
-        return kept[0]
-
-    def raise_failure(self) -> None:
-        if self._error is not None:
-            raise RuntimeError(
-                "a batch in flight failed to complete: restart from the last commit"
-            ) from self._error
 
     async def hand_over(self, batch: InFlightBatch) -> None:
         """`batch` is now in flight: complete the one before it (lock held)."""
@@ -111,21 +71,20 @@ class InFlight:
             return
         try:
             await self._complete(batch)
-        except BaseException:
-            self.on_failure()
+        except BaseException as exc:
+            self.on_failure(exc)
             raise
         self.batch = None
 
     async def _complete(self, batch: InFlightBatch) -> None:
         await batch.acks
         self.on_completed(batch.outputs)
-        await self.table.save_encoded(batch.encoded)
-        self.cache.put_all(batch.touched.values(), batch.epoch)
 
     def complete_when_acked(self, batch: InFlightBatch) -> None:
         """Complete `batch` as soon as its acks are in, unless the next batch did it
-        first: when no more records come, the table and metrics do not wait for the
-        next commit. (Waiting for the acks outside the lock leaves the overlap alone.)"""
+        first: when no more records come, the metrics do not wait for the next
+        commit, and a failed ack stops the scorer at once. (Waiting for the acks
+        outside the lock leaves the overlap alone.)"""
 
         async def complete() -> None:
             with contextlib.suppress(Exception):  # raised again where it completes, below
@@ -135,9 +94,8 @@ class InFlight:
                     return  # completed with the next batch, or dropped after a failure
                 try:
                     await self.complete()
-                except Exception as exc:  # noqa: BLE001 - any failure stops later commits
+                except Exception as exc:  # noqa: BLE001 - on_failure stops everything after
                     log.error("batch_completion_failed", error=repr(exc))
-                    self._error = exc
 
         task = asyncio.get_running_loop().create_task(complete())
         self._completers.add(task)

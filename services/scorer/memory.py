@@ -4,9 +4,9 @@ backtests (`BatchScorer` without Kafka or faust)."""
 import asyncio
 from collections.abc import Awaitable, Iterable
 
-from services.scorer.in_flight import Encoded, encode_states
 from services.scorer.outputs import Output
 from services.scorer.state import LeadState
+from services.scorer.write_back import Encoded, encode_states
 
 
 class MemoryTable:
@@ -23,6 +23,9 @@ class MemoryTable:
     async def save_encoded(self, records: list[Encoded]) -> None:
         for key, raw, partition in records:
             self.states[key.decode()] = (raw, partition)
+
+    async def flush(self) -> None:
+        """Nothing to wait for: a dict is as durable as it gets here."""
 
     def leads(self) -> Iterable[tuple[LeadState, int]]:
         for raw, partition in list(self.states.values()):

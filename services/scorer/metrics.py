@@ -53,7 +53,7 @@ class ScorerMetrics:
         )
         self.batch = Histogram(
             "hotlead_scorer_batch_duration_seconds",
-            "Time to score a batch, emit its outputs and store its states.",
+            "Time to score a batch and emit its outputs (its states are stored at the commit).",
             registry=r,
         )
         self.leads = Gauge(
@@ -81,6 +81,18 @@ class ScorerMetrics:
         self.cache_states = Gauge(
             "hotlead_scorer_state_cache_states",
             "Lead states kept in memory between batches (at most HOTLEAD_SCORER_STATE_CACHE_SIZE).",
+            registry=r,
+        )
+        self.states_unstored = Gauge(
+            "hotlead_scorer_states_unstored",
+            "Lead states changed since they were last stored: written to the table (RocksDB"
+            " and changelog) before the next offset commit.",
+            registry=r,
+        )
+        self.states_stored = Counter(
+            "hotlead_scorer_states_stored_total",
+            "Lead states written to the table: once per lead and commit, however many"
+            " batches changed it in between.",
             registry=r,
         )
         self._event_children: dict[tuple[str, str], Counter] = {}

@@ -1,16 +1,23 @@
 """Scoring batches of records: the I/O-free heart of the faust agent.
 
 For each batch: decode, score every event with the pure core, emit the
-outputs and wait until Kafka has them, and only then store the new states.
-So whatever a crash interrupts, the redelivered events either find their
-state already stored (and change nothing, their outputs already written) or
-are scored again to the same outputs under the same deterministic ids.
+outputs and wait until Kafka has them. The states the batch changed are
+stored later, once per commit (`write_back.py`): `drain`, which the worker
+runs before every offset commit and rebalance, stores every state changed
+since the last store, once no batch is in flight. So the order is "outputs
+acked, then states stored, then offsets committed", and whatever a crash
+interrupts, the redelivered events either find their state already stored
+(and change nothing, their outputs already written) or are scored again to
+the same outputs under the same deterministic ids.
 
 With `overlap=True` a batch does not wait for its own outputs' acks: it sends
 them and leaves them in flight (`in_flight.py`) while the next batch is
-scored. `drain`, which the worker runs before every offset commit and
-rebalance, completes the batch in flight: the order "outputs acked, then
-states stored, then offsets committed" holds as without overlap.
+scored; `drain` completes the batch in flight before it stores anything.
+
+A failure (a batch that raises, outputs not acknowledged, a store that fails)
+is final: the states not yet stored are forgotten (they may hold changes whose
+outputs Kafka never acknowledged) and every later batch, drain and sweep
+raises; the worker restarts from its last commit.
 """
 
 import asyncio
@@ -26,12 +33,13 @@ from schemas.data import Segment
 from schemas.event_types import EventType
 from services.common.logging import get_logger
 from services.scorer.core import Outcome, Result, apply_event, sweep
-from services.scorer.in_flight import Encoded, InFlight, InFlightBatch, encode_states
+from services.scorer.in_flight import InFlight, InFlightBatch
 from services.scorer.metrics import FUNNEL_TYPES, BatchTally, ScorerMetrics
 from services.scorer.outputs import HandoffOutput, Output, SegmentOutput
 from services.scorer.rules import Rules
 from services.scorer.state import LeadState
 from services.scorer.state_cache import StateCache
+from services.scorer.write_back import MAX_DIRTY, Encoded, WriteBack
 
 log = get_logger(__name__)
 
@@ -74,12 +82,13 @@ class LeadTable(Protocol):
         """The stored state of a lead; `partition`: where it is stored, when known."""
         ...
 
-    async def save_all(self, states: Iterable[tuple[LeadState, int]]) -> None:
-        """Store the states (each with its partition); return once they are durable."""
+    async def save_encoded(self, records: list[Encoded]) -> None:
+        """Store states already encoded (`encode_states`); the changelog may wait for
+        `flush`."""
         ...
 
-    async def save_encoded(self, records: list[Encoded]) -> None:
-        """As save_all, for states already encoded (`encode_states`)."""
+    async def flush(self) -> None:
+        """Return once every state stored so far is durable (the changelog's acks)."""
         ...
 
     def leads(self) -> Iterable[tuple[LeadState, int]]:
@@ -110,6 +119,7 @@ class BatchScorer:
         clock: Clock = time.time,
         cache: StateCache | None = None,
         overlap: bool = False,
+        max_dirty: int = MAX_DIRTY,
     ) -> None:
         self.rules = rules
         self.table = table
@@ -117,66 +127,116 @@ class BatchScorer:
         self.metrics = metrics
         self.clock = clock
         self.cache = cache if cache is not None else StateCache(0)
-        """States kept between batches; the worker drops partitions from it on a rebalance."""
+        """States kept between batches once stored; dropped per partition at a rebalance."""
+        self.write_back = WriteBack(table, self.cache, max_dirty)
+        """States changed and not yet stored (stored by `drain`, once per commit)."""
         self.overlap = overlap
         """Score the next batch while this one's outputs wait for their acks (see above)."""
         self.lock = asyncio.Lock()
-        """Held while a batch or a sweep chunk runs: they never interleave on a lead."""
+        """Held while a batch, a drain or a sweep chunk runs: they never interleave."""
         self.in_flight = InFlight(
-            table,
-            self.cache,
             self.lock,
             on_completed=lambda outputs: self._count_outputs(outputs, cause="event"),
             on_failure=self._failed,
         )
+        self.failure: BaseException | None = None
+        """Set by the first failure: every later batch, drain and sweep raises."""
+
+    def _raise_failure(self) -> None:
+        if self.failure is not None:
+            raise RuntimeError(
+                f"scoring failed ({self.failure!r}): states not stored were dropped;"
+                " restart from the last commit"
+            ) from self.failure
 
     async def score_batch(self, records: Sequence[ConsumedRecord]) -> None:
-        """Score a batch. Without `overlap`, return once its outputs are acknowledged
-        and its states stored; with it, once its outputs are sent and the batch before
-        it completed (`drain` completes the last)."""
+        """Score a batch. Without `overlap`, return once its outputs are acknowledged;
+        with it, once its outputs are sent and the batch before it completed. Its states
+        are stored by a later `drain` (the commit)."""
         started = time.perf_counter()
         async with self.lock:
-            self.in_flight.raise_failure()
-            cache = self.cache
-            epoch = cache.epoch
+            self._raise_failure()
             touched: dict[str, tuple[LeadState, int]] = {}
             outputs: list[Output] = []
             tally = BatchTally()
+            write_back = self.write_back
             try:
                 for record in records:
                     result = self._score(record, touched, tally)
                     if result is not None:
                         outputs.extend(result.outputs)
                 tally.count(self.metrics, self.clock())  # (the lag: event time to now)
+                # dirty now, stored only once no batch is in flight (drain): a store
+                # never sees a change whose outputs are not acknowledged
+                write_back.mark(touched)
                 if self.overlap:
-                    encoded = encode_states(touched.values())
                     acks = await self.sink.send(outputs)
-                    await self.in_flight.hand_over(
-                        InFlightBatch(acks, outputs, touched, encoded, epoch)
-                    )
+                    await self.in_flight.hand_over(InFlightBatch(acks, outputs))
                 else:
                     if outputs:
                         await self.sink.emit(outputs)
                     self._count_outputs(outputs, cause="event")
-                    await self.table.save_all(touched.values())
-                    cache.put_all(touched.values(), epoch)
-            except BaseException:
-                self._failed()
+                if write_back.full:  # a memory bound: store without waiting for a commit
+                    await self._store()
+            except BaseException as exc:
+                self._failed(exc)
                 raise
-            self.metrics.cache_states.set(len(cache))
+            self.metrics.cache_states.set(len(self.cache))
+            self.metrics.states_unstored.set(len(write_back))
         self.metrics.batch.observe(time.perf_counter() - started)
 
-    def _failed(self) -> None:
-        # The core changed kept states in place, and they were not stored: forget them
-        # (and the batch in flight: its records are scored again after the restart).
+    def _failed(self, error: BaseException) -> None:
+        # The core changes states in place: those not stored may hold changes whose
+        # outputs were never acknowledged, so they and the cache are dropped, and
+        # nothing is scored or stored again (the table behind them would make later
+        # states skip events, see write_back.py): the worker restarts from its last
+        # commit.
+        if self.failure is None:
+            self.failure = error
         self.in_flight.batch = None
+        self.write_back.drop()
         self.cache.clear()
 
     async def drain(self) -> None:
-        """Complete the batch in flight (outputs acknowledged, then states stored)."""
+        """Complete the batch in flight (outputs acknowledged), then store every state
+        changed since the last store. Runs before every offset commit."""
         async with self.lock:
-            self.in_flight.raise_failure()
+            self._raise_failure()
+            await self._store()
+
+    async def _store(self) -> None:
+        # lock held
+        try:
             await self.in_flight.complete()
+            stored = await self.write_back.store()
+        except BaseException as exc:
+            self._failed(exc)
+            raise
+        if stored:
+            self.metrics.states_stored.inc(stored)
+            self.metrics.states_unstored.set(0)
+
+    async def drop_partitions(self, partitions: set[int]) -> int:
+        """At a rebalance: store everything (outputs acknowledged first), wait until
+        the table has it durably (the changelog another worker may recover these
+        partitions from), then forget the states kept of these partitions. Under the
+        lock throughout, so no batch straddles the drop. Returns the states dropped."""
+        async with self.lock:
+            self._raise_failure()
+            await self._store()
+            await self.table.flush()
+            dropped = self.cache.drop_partitions(partitions)
+        self.metrics.cache_states.set(len(self.cache))
+        return dropped
+
+    def current(self, lead_id: str, partition: int) -> LeadState | None:
+        """The lead's latest state as scored (GET /leads): from memory, else the table.
+        It may be ahead of the last commit (and of acknowledged outputs); read only."""
+        return (
+            self.write_back.get(lead_id, partition)
+            or self.cache.get(lead_id, partition)
+            or self.table.load(lead_id, partition)
+        )
 
     def _score(
         self, record: ConsumedRecord, touched: dict[str, tuple[LeadState, int]], tally: BatchTally
@@ -194,11 +254,16 @@ class BatchScorer:
             tally.events[(event.type.short, "invalid")] += 1
             return None
         cached = touched.get(lead_id)
+        if cached is None:
+            # changed since the last store (`WriteBack.get`, inlined: once per event)
+            cached = self.write_back.dirty.get(lead_id)
+            if cached is not None and cached[1] != record.partition:
+                cached = None
+            if cached is not None:
+                tally.cache_hits += 1
         if cached is not None:
             state: LeadState | None = cached[0]
         else:
-            state = self.in_flight.state(lead_id, record.partition)
-        if state is None:
             state = self.cache.get(lead_id, record.partition)
             if state is not None:
                 tally.cache_hits += 1
@@ -252,7 +317,8 @@ class BatchScorer:
             metrics.count_handoff(reason, n)
 
     async def sweep(self, now: datetime | None = None, chunk: int = 500) -> int:
-        """Decay every quiet lead to `now`; emit the segment changes. Returns the count."""
+        """Decay every quiet lead to `now`; emit the segment changes and store the states
+        that changed. Returns the count."""
         moment = now or datetime.fromtimestamp(self.clock(), UTC)
         await self.drain()  # the table then holds every state scored so far
         changed = 0
@@ -266,34 +332,39 @@ class BatchScorer:
                 pending = []
         if pending:
             changed += await self._sweep_chunk(pending, moment)
+        await self.drain()  # no offsets to commit after a sweep: its states are stored now
         self.metrics.leads.set(leads)
         self.metrics.sweeps.inc()
         return changed
 
     async def _sweep_chunk(self, chunk: list[tuple[LeadState, int]], now: datetime) -> int:
         async with self.lock:
-            await self.in_flight.complete()  # (a batch may have been scored since the last chunk)
+            self._raise_failure()
             cache = self.cache
-            epoch = cache.epoch
+            write_back = self.write_back
             outputs: list[Output] = []
-            swept: list[tuple[LeadState, int]] = []
+            swept: dict[str, tuple[LeadState, int]] = {}
             try:
+                await self.in_flight.complete()  # (a batch may have been scored since)
                 for stale, partition in chunk:
                     # re-read under the lock: a batch may have moved the lead meanwhile
                     lead_id = stale.lead_id
-                    state = cache.get(lead_id, partition) or self.table.load(lead_id, partition)
+                    state = (
+                        write_back.get(lead_id, partition)
+                        or cache.get(lead_id, partition)
+                        or self.table.load(lead_id, partition)
+                    )
                     if state is None:
                         continue
                     result = sweep(state, now, self.rules)
                     if result.outputs:
                         outputs.extend(result.outputs)
-                        swept.append((result.state, partition))
+                        swept[lead_id] = (result.state, partition)
+                write_back.mark(swept)
                 if outputs:
                     await self.sink.emit(outputs)
                     self._count_outputs(outputs, cause="sweep")
-                await self.table.save_all(swept)
-            except BaseException:
-                self._failed()  # sweep changes states in place: they were not stored
+            except BaseException as exc:
+                self._failed(exc)  # sweep changes states in place: they cannot be stored
                 raise
-            cache.put_all(swept, epoch)
             return len(swept)

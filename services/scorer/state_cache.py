@@ -6,15 +6,16 @@ leads, so most batches read most of their states again. `StateCache` keeps the
 most recently stored ones, as the objects the core works on (which also keeps
 the core's per-state fit cache warm).
 
-It is only ever as new as the table: a state goes in after the batch that
-produced it was stored (`put_all`). Whatever may have made a kept state stale
-empties the cache instead: a batch or a sweep that failed (the core changes
+It is only ever as new as the table: a state goes in once it is stored
+(`put_all`, from `WriteBack.store`; until then the state lives in the
+scorer's dirty set, whatever this cache drops). Whatever may have made a
+kept state stale empties the cache instead: a failure (the core changes
 states in place, and a failed batch's changes were not stored), and every
 partition revoked or assigned in a rebalance (the table of an assigned
 partition is recovered from its changelog, which another worker may have
-written meanwhile). A drop during a batch also bumps `epoch`, and the batch
-then keeps nothing (`put_all(..., epoch)`), so a batch straddling a
-rebalance never puts back what the rebalance dropped.
+written meanwhile; the scorer stores everything first, under its lock, so
+no batch straddles the drop). Every drop bumps `epoch`, and a `put_all`
+begun in an earlier epoch keeps nothing.
 """
 
 from collections import OrderedDict

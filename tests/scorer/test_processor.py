@@ -1,4 +1,5 @@
-"""BatchScorer with the in-memory table and sink: batches, redelivery, sweep."""
+"""BatchScorer with the in-memory table and sink: batches, redelivery, sweep.
+(`drain` stands for the worker's commit: states are stored there.)"""
 
 from datetime import timedelta
 
@@ -45,6 +46,8 @@ async def test_a_batch_emits_then_stores_and_a_redelivery_changes_nothing() -> N
     scorer = BatchScorer(RULES, table, sink, metrics, clock=lambda: T0.timestamp() + 7200)
     batch = records(qualifying())
     await scorer.score_batch(batch)
+    assert table.states == {}  # stored at the commit
+    await scorer.drain()
     assert [e.type for e in sink.emitted] == [
         EventType.SEGMENT_CHANGED,
         EventType.SEGMENT_CHANGED,
@@ -52,6 +55,7 @@ async def test_a_batch_emits_then_stores_and_a_redelivery_changes_nothing() -> N
     ]
     stored = table.states["lead-1"][0]
     await scorer.score_batch(batch)  # redelivered after a crash
+    await scorer.drain()
     assert len(sink.emitted) == 3
     assert table.states["lead-1"][0] == stored
     assert value(metrics, "hotlead_scorer_duplicates_skipped_total") == 2
@@ -67,6 +71,7 @@ async def test_invalid_records_are_counted_and_skipped() -> None:
     table, sink, metrics = MemoryTable(), MemorySink(), ScorerMetrics()
     scorer = BatchScorer(RULES, table, sink, metrics)
     await scorer.score_batch([Record(b"x", b"{not json", 0, 0), *records(qualifying(), start=1)])
+    await scorer.drain()
     assert value(metrics, "hotlead_scorer_events_total", type="unknown", outcome="invalid") == 1
     assert "lead-1" in table.states
 
@@ -85,6 +90,7 @@ async def test_sweep_emits_cooling_segment_changes_once() -> None:
         ),
     ]
     await scorer.score_batch(records(events))
+    await scorer.drain()
     assert table.load("lead-a").segment == "high"  # type: ignore[union-attr]
     before = len(sink.emitted)
     assert await scorer.sweep(T0 + timedelta(days=1)) == 0

@@ -1,6 +1,7 @@
 """BatchScorer with `overlap`: the next batch is scored while the outputs of the
-one before wait for their acks. Same results as without; states stored only
-after their outputs were acknowledged; a failed ack loses nothing."""
+one before wait for their acks. Same results as without; states stored (at a
+drain: the worker's commit) only once every output is acknowledged; a failed
+ack loses nothing."""
 
 import asyncio
 from collections.abc import Awaitable
@@ -69,7 +70,7 @@ class HeldSink(MemorySink):
         return ack
 
 
-async def test_states_are_stored_only_once_their_outputs_are_acknowledged() -> None:
+async def test_states_are_stored_only_once_every_output_is_acknowledged() -> None:
     table, sink = MemoryTable(), HeldSink()
     scorer = scorer_for(table, sink)
     first, second = batches(RECORDS, 50)[:2]
@@ -80,20 +81,22 @@ async def test_states_are_stored_only_once_their_outputs_are_acknowledged() -> N
     await asyncio.sleep(0.01)
     assert not scoring.done()  # the second batch was scored and sent, and waits for the first
     assert len(sink.acks) == 2
-    assert table.states == {}
     sink.acks[0].set_result(None)
     await scoring
-    first_leads = {r.key.decode() for r in first if r.key}
-    assert set(table.states) == first_leads  # the first batch's states, not the second's
+    assert table.states == {}  # the first batch completed: its states wait for the commit
     draining = asyncio.create_task(scorer.drain())
     await asyncio.sleep(0.01)
+    # nothing stored while the second batch's outputs wait, not even the first batch's
+    # leads: the second batch changed some of the same objects
     assert not draining.done()
+    assert table.states == {}
     sink.acks[1].set_result(None)
     await draining
     plain_table = MemoryTable()
     plain = scorer_for(plain_table, MemorySink(), overlap=False)
     for batch in (first, second):
         await plain.score_batch(batch)
+        await plain.drain()
     assert table.states == plain_table.states
 
 
@@ -105,15 +108,23 @@ async def test_a_failed_ack_loses_nothing_when_scored_again_from_the_last_commit
     await scorer.score_batch(parts[0])
     first_outputs = len(sink.emitted)
     sink.acks[0].set_result(None)
-    await scorer.score_batch(parts[1])  # completes batch 0: its states are stored
-    sink.acks[1].set_exception(ConnectionError("broker gone"))
+    await scorer.drain()  # a commit: batch 0's states are stored
+    stored = dict(table.states)
+    await scorer.score_batch(parts[1])
+    sink.acks[1].set_result(None)
+    await scorer.score_batch(parts[2])  # batch 1 is completed here: its states are dirty
+    sink.acks[2].set_exception(ConnectionError("broker gone"))
     with pytest.raises((ConnectionError, RuntimeError)):
-        # completing batch 1 fails: here, or in the background just before
-        await scorer.score_batch(parts[2])
+        # completing batch 2 fails: here, or in the background just before
+        await scorer.score_batch(parts[3])
     assert len(scorer.cache) == 0  # (and the worker's table refuses every later commit)
-    for ack in sink.acks[2:]:
+    assert len(scorer.write_back) == 0
+    with pytest.raises(RuntimeError):
+        await scorer.drain()
+    assert table.states == stored  # batch 1's states were dirty: dropped, never stored
+    for ack in sink.acks[3:]:
         ack.cancel()  # dropped with the failure
-    # the worker restarts from the last commit (at most batch 0: a commit drains first)
+    # the worker restarts from the last commit (batch 0)
     restart = len(sink.emitted)
     restarted = scorer_for(table, sink)
     for batch in parts[1:]:
@@ -131,15 +142,34 @@ async def test_a_failed_ack_loses_nothing_when_scored_again_from_the_last_commit
 async def test_the_last_batch_completes_once_acknowledged_without_waiting_for_a_drain() -> None:
     table, sink = MemoryTable(), HeldSink()
     scorer = scorer_for(table, sink)
-    await scorer.score_batch(batches(RECORDS, 50)[0])
+    scorer.metrics = metrics = ScorerMetrics()
+    first = batches(RECORDS, 50)[0]
+    await scorer.score_batch(first)
+    lead = first[-1].key.decode()  # type: ignore[union-attr]
+    latest = scorer.current(lead, first[-1].partition)  # GET /leads: at once, from memory
+    assert latest is not None
+    assert latest.position == first[-1].offset
     await asyncio.sleep(0.01)
-    assert table.states == {}
+    assert (
+        metrics.registry.get_sample_value("hotlead_scorer_handoffs_total", {"reason": "threshold"})
+        is None
+    )
     sink.acks[0].set_result(None)
     for _ in range(100):
         await asyncio.sleep(0.001)
-        if table.states:
+        if scorer.in_flight.batch is None:
             break
-    assert table.states  # stored: GET /leads and the metrics do not wait for a commit
+    assert scorer.in_flight.batch is None  # completed: the metrics do not wait for a commit
+    handoffs = sum(type(o).__name__ == "HandoffRequested" for o in sink.emitted)
+    counted = sum(
+        s.value
+        for m in metrics.registry.collect()
+        for s in m.samples
+        if s.name == "hotlead_scorer_handoffs_total"
+    )
+    assert counted == handoffs
+    assert table.states == {}  # the states wait for the commit
+    assert metrics.registry.get_sample_value("hotlead_scorer_states_unstored") > 0  # type: ignore[operator]
 
 
 async def test_a_failure_completing_in_the_background_stops_every_later_batch() -> None:

@@ -2,8 +2,6 @@
 as reading every state from the table, and nothing kept that may be stale (a
 failed batch, a rebalance, a drop while a batch runs)."""
 
-from collections.abc import Callable
-
 import pytest
 from faust.types import TP
 
@@ -44,11 +42,17 @@ def batches(records: list[Record], size: int) -> list[list[Record]]:
     return [records[i : i + size] for i in range(0, len(records), size)]
 
 
-async def run(cache: StateCache | None, size: int = 50) -> tuple[MemoryTable, MemorySink]:
+async def run(
+    cache: StateCache | None, size: int = 50, commit_every: int = 1
+) -> tuple[MemoryTable, MemorySink]:
+    """Scores the corpus; `drain` (the worker's commit) after every `commit_every` batches."""
     table, sink = MemoryTable(), MemorySink()
     scorer = BatchScorer(RULES, table, sink, ScorerMetrics(), clock=lambda: 0.0, cache=cache)
-    for batch in batches(RECORDS, size):
+    for n, batch in enumerate(batches(RECORDS, size), 1):
         await scorer.score_batch(batch)
+        if n % commit_every == 0:
+            await scorer.drain()
+    await scorer.drain()
     return table, sink
 
 
@@ -90,8 +94,9 @@ def test_a_drop_forgets_its_partitions_and_a_batch_begun_before_keeps_nothing() 
 
 @pytest.mark.parametrize("capacity", [1_000, 7])
 async def test_scores_exactly_as_reading_every_state_from_the_table(capacity: int) -> None:
+    # stored after every batch, nothing kept: every batch reads its states from the table
     plain_table, plain_sink = await run(None)
-    table, sink = await run(StateCache(capacity))
+    table, sink = await run(StateCache(capacity), commit_every=5)
     assert table.states == plain_table.states  # byte for byte
     assert [e.encode() for e in sink.emitted] == [e.encode() for e in plain_sink.emitted]
     assert len(plain_sink.emitted) > 50  # segment changes and hand-offs happened
@@ -110,45 +115,66 @@ class FailingSink(MemorySink):
         await super().emit(outputs)
 
 
-async def test_a_failed_batch_empties_the_cache_and_its_redelivery_scores_it_fully() -> None:
-    # The core changes kept states in place: had the failed batch's changes stayed
-    # in memory, its redelivery would find its events applied and emit nothing.
+async def test_a_failed_batch_drops_what_was_not_stored_and_a_restart_scores_it_fully() -> None:
+    # The core changes states in place: had the failed batch's changes been kept (or
+    # stored), its redelivery would find its events applied and emit nothing.
     _, plain_sink = await run(None)
     table, sink = MemoryTable(), FailingSink(fail_on=3)
     cache = StateCache(1_000)
     scorer = BatchScorer(RULES, table, sink, ScorerMetrics(), clock=lambda: 0.0, cache=cache)
     parts = batches(RECORDS, 50)
-    for n, batch in enumerate(parts):
-        if n == 2:
-            with pytest.raises(ConnectionError):
-                await scorer.score_batch(batch)
-            assert len(cache) == 0
-        await scorer.score_batch(batch)  # the same batch again, as after a restart
-    assert [e.encode() for e in sink.emitted] == [e.encode() for e in plain_sink.emitted]
+    await scorer.score_batch(parts[0])
+    await scorer.drain()  # a commit: batch 0 stored
+    after_commit = len(sink.emitted)
+    await scorer.score_batch(parts[1])  # outputs acknowledged, states not stored yet
+    with pytest.raises(ConnectionError):
+        await scorer.score_batch(parts[2])
+    assert len(cache) == 0
+    assert len(scorer.write_back) == 0  # batch 1's states too: batch 2 changed some of them
+    stored = dict(table.states)
+    with pytest.raises(RuntimeError, match="restart from the last commit"):
+        await scorer.drain()  # nothing is stored after a failure...
+    with pytest.raises(RuntimeError, match="restart from the last commit"):
+        await scorer.score_batch(parts[2])  # ...nor scored (from a table behind)
+    assert table.states == stored
+    # the worker restarts from the last commit: batch 1 on
+    restart = len(sink.emitted)
+    restarted = BatchScorer(
+        RULES, table, sink, ScorerMetrics(), clock=lambda: 0.0, cache=StateCache(1_000)
+    )
+    for batch in parts[1:]:
+        await restarted.score_batch(batch)
+    await restarted.drain()
+    replayed = [e.encode() for e in sink.emitted[restart:]]
+    assert replayed == [e.encode() for e in plain_sink.emitted[after_commit:]]
+    plain_table, _ = await run(None)
+    assert table.states == plain_table.states
 
 
-class DroppingSink(MemorySink):
-    """Drops every partition from the cache while the batch waits for its acks,
-    as a rebalance could."""
-
-    def __init__(self, drop: Callable[[], object]) -> None:
-        super().__init__()
-        self.drop = drop
-
-    async def emit(self, outputs: list[Output]) -> None:
-        self.drop()
-        await super().emit(outputs)
-
-
-async def test_a_batch_straddling_a_drop_keeps_nothing() -> None:
+async def test_a_drop_stores_everything_first() -> None:
     cache = StateCache(1_000)
-    sink = DroppingSink(lambda: cache.drop_partitions(range(PARTITIONS)))
-    table = MemoryTable()
+    table, sink = MemoryTable(), MemorySink()
     scorer = BatchScorer(RULES, table, sink, ScorerMetrics(), clock=lambda: 0.0, cache=cache)
     await scorer.score_batch(RECORDS[:40])
-    assert sink.emitted  # the batch had outputs, so the drop ran during it
+    await scorer.drain()
+    await scorer.score_batch(RECORDS[40:80])  # dirty: not stored yet
+    dirty = {lead: partition for lead, (_, partition) in scorer.write_back.dirty.items()}
+    assert dirty
+    dropped = await scorer.drop_partitions({0, 2})
+    assert len(scorer.write_back) == 0
+    assert {lead: table.states[lead][1] for lead in dirty} == dirty  # stored before the drop
+    assert dropped > 0
+    assert all(partition == 1 for _, (_, partition) in cache._states.items())
+    await scorer.score_batch(RECORDS[80:120])
+    assert await scorer.drop_partitions({0, 1, 2}) > 0
     assert len(cache) == 0
-    assert table.states  # stored as usual
+    assert len(scorer.write_back) == 0
+    plain_table = MemoryTable()
+    plain = BatchScorer(RULES, plain_table, MemorySink(), ScorerMetrics(), clock=lambda: 0.0)
+    for batch in batches(RECORDS[:120], 40):
+        await plain.score_batch(batch)
+        await plain.drain()
+    assert table.states == plain_table.states  # dropping lost nothing
 
 
 async def test_the_worker_drops_the_states_of_revoked_and_assigned_partitions() -> None:
