@@ -9,7 +9,8 @@ from schemas.event_types import EventType
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    # astimezone(UTC) returns a datetime already in UTC as it is: skip the call
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
