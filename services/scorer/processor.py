@@ -156,7 +156,7 @@ class BatchScorer:
         started = time.perf_counter()
         async with self.lock:
             self._raise_failure()
-            touched: dict[str, tuple[LeadState, int]] = {}
+            touched: dict[tuple[str, int], tuple[LeadState, int]] = {}
             outputs: list[Output] = []
             tally = BatchTally()
             write_back = self.write_back
@@ -239,7 +239,10 @@ class BatchScorer:
         )
 
     def _score(
-        self, record: ConsumedRecord, touched: dict[str, tuple[LeadState, int]], tally: BatchTally
+        self,
+        record: ConsumedRecord,
+        touched: dict[tuple[str, int], tuple[LeadState, int]],
+        tally: BatchTally,
     ) -> Result | None:
         try:
             event = decode_event(record.value or b"")
@@ -253,12 +256,12 @@ class BatchScorer:
         if not lead_id:
             tally.events[(event.type.short, "invalid")] += 1
             return None
-        cached = touched.get(lead_id)
+        # by lead and partition: a lead id keyed to two partitions has a state in each
+        key = (lead_id, record.partition)
+        cached = touched.get(key)
         if cached is None:
             # changed since the last store (`WriteBack.get`, inlined: once per event)
-            cached = self.write_back.dirty.get(lead_id)
-            if cached is not None and cached[1] != record.partition:
-                cached = None
+            cached = self.write_back.dirty.get(key)
             if cached is not None:
                 tally.cache_hits += 1
         if cached is not None:
@@ -281,7 +284,7 @@ class BatchScorer:
         if outcome is not BOT:
             # A duplicate stores its state again: after a crash the local store may be
             # ahead of the changelog, and this rewrite puts the changelog level again.
-            touched[lead_id] = (result.state, record.partition)
+            touched[key] = (result.state, record.partition)
         if outcome is SCORED or outcome is NO_RULE:
             tally.event_times.append(event.time.timestamp())
             if event_type in FUNNEL_TYPES:
@@ -343,7 +346,7 @@ class BatchScorer:
             cache = self.cache
             write_back = self.write_back
             outputs: list[Output] = []
-            swept: dict[str, tuple[LeadState, int]] = {}
+            swept: dict[tuple[str, int], tuple[LeadState, int]] = {}
             try:
                 await self.in_flight.complete()  # (a batch may have been scored since)
                 for stale, partition in chunk:
@@ -359,11 +362,16 @@ class BatchScorer:
                     result = sweep(state, now, self.rules)
                     if result.outputs:
                         outputs.extend(result.outputs)
-                        swept[lead_id] = (result.state, partition)
+                        swept[(lead_id, partition)] = (result.state, partition)
                 write_back.mark(swept)
                 if outputs:
                     await self.sink.emit(outputs)
                     self._count_outputs(outputs, cause="sweep")
+                    # stored now, not at the next commit: a sweep's outputs come from the
+                    # clock, so replaying the log does not make them again; a crash before
+                    # the store would forget the segment change the outputs announced, and
+                    # a later change would reuse its id (seg-<lead>-<n>) for other content
+                    await self._store()
             except BaseException as exc:
                 self._failed(exc)  # sweep changes states in place: they cannot be stored
                 raise

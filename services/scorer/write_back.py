@@ -20,7 +20,8 @@ hands them to the state cache. The scorer calls it (`BatchScorer.drain`)
   awaited, then the offsets committed),
 - before a rebalance moves partitions (and the changelog is flushed before
   the states of revoked and assigned partitions are dropped),
-- before and after a sweep (which reads the table's leads), and
+- before a sweep (which reads the table's leads) and after each of its chunks
+  (whose outputs come from the clock: a replay would not make them again), and
 - when more than `max_dirty` leads wait (a memory bound),
 
 always holding the scorer's lock, and only once the batch in flight has
@@ -74,7 +75,9 @@ class WriteBack:
         self.table = table
         self.cache = cache
         self.max_dirty = max_dirty
-        self.dirty: dict[str, tuple[LeadState, int]] = {}
+        self.dirty: dict[tuple[str, int], tuple[LeadState, int]] = {}
+        """By (lead id, partition): a lead id keyed to two partitions (a producer whose
+        key is not the subject, a changed partition count) has a state in each."""
 
     def __len__(self) -> int:
         return len(self.dirty)
@@ -85,12 +88,10 @@ class WriteBack:
 
     def get(self, lead_id: str, partition: int) -> LeadState | None:
         """The lead's live state, if it changed since it was last stored (in `partition`)."""
-        kept = self.dirty.get(lead_id)
-        if kept is None or kept[1] != partition:
-            return None
-        return kept[0]
+        kept = self.dirty.get((lead_id, partition))
+        return kept[0] if kept is not None else None
 
-    def mark(self, touched: dict[str, tuple[LeadState, int]]) -> None:
+    def mark(self, touched: dict[tuple[str, int], tuple[LeadState, int]]) -> None:
         """These states changed: store them by the next commit."""
         self.dirty.update(touched)
 

@@ -158,7 +158,7 @@ async def test_a_drop_stores_everything_first() -> None:
     await scorer.score_batch(RECORDS[:40])
     await scorer.drain()
     await scorer.score_batch(RECORDS[40:80])  # dirty: not stored yet
-    dirty = {lead: partition for lead, (_, partition) in scorer.write_back.dirty.items()}
+    dirty = {lead: partition for lead, partition in scorer.write_back.dirty}
     assert dirty
     dropped = await scorer.drop_partitions({0, 2})
     assert len(scorer.write_back) == 0

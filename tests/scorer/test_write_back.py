@@ -5,19 +5,24 @@ flushes the changelog."""
 
 import asyncio
 import random
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
+from datetime import timedelta
 
 import pytest
 
+from schemas.codec import encode_event
 from services.scorer.faust_table import FaustLeadTable
 from services.scorer.memory import MemorySink, MemoryTable
 from services.scorer.metrics import ScorerMetrics
 from services.scorer.outputs import Output
-from services.scorer.processor import BatchScorer
+from services.scorer.processor import BatchScorer, Record
 from services.scorer.rules import load_rules
+from services.scorer.state import LeadState
 from services.scorer.state_cache import StateCache
 from services.scorer.write_back import Encoded
 from tests.scorer.test_faust_table import CHANGELOG, EVENTS, _Fake, _Metadata
+from tests.scorer.test_processor import T0, qualifying
+from tests.scorer.test_processor import records as as_records
 from tests.scorer.test_processor_overlap import HeldSink
 from tests.scorer.test_state_cache import RECORDS, batches
 
@@ -89,7 +94,7 @@ async def test_never_stored_before_the_acks_and_each_lead_once_per_commit(seed: 
             await scorer.score_batch(batch)
             touched.update(record.key.decode() for record in batch if record.key)
             if rng.random() < 0.3:  # a commit
-                dirty = set(scorer.write_back.dirty)
+                dirty = {lead for lead, _ in scorer.write_back.dirty}
                 saves = len(table.saves)
                 await scorer.drain()
                 # the leads scored since the last commit (bot events change nothing),
@@ -247,3 +252,74 @@ def test_the_worker_commits_only_after_storing_then_flushing() -> None:
     hooks = scorer_app.app.commit_hooks  # type: ignore[attr-defined]
     assert [hook.__name__ for hook in hooks] == ["drain", "flush"]
     assert hooks[1] == scorer_app.table.flush
+
+
+class PartitionedTable(MemoryTable):
+    """One store per partition, as FaustLeadTable (one RocksDB per partition)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stored: dict[tuple[str, int], bytes] = {}
+
+    def load(self, lead_id: str, partition: int | None = None) -> LeadState | None:
+        raw = self.stored.get((lead_id, partition or 0))
+        return LeadState.from_bytes(raw) if raw is not None else None
+
+    async def save_encoded(self, records: list[Encoded]) -> None:
+        for key, raw, partition in records:
+            self.stored[(key.decode(), partition)] = raw
+
+    def leads(self) -> Iterable[tuple[LeadState, int]]:
+        for (_, partition), raw in list(self.stored.items()):
+            yield LeadState.from_bytes(raw), partition
+
+
+async def test_a_lead_keyed_to_two_partitions_keeps_a_state_in_each() -> None:
+    # a producer whose key is not the lead id puts one lead on two partitions: each
+    # partition's offset is committed, so each partition's state must be stored
+    table = PartitionedTable()
+    scorer = scorer_for(table, MemorySink(), overlap=False)
+    first, second = qualifying("lead-x")
+    await scorer.score_batch([Record(b"lead-x", encode_event(first), 0, 10)])
+    await scorer.score_batch([Record(b"other-key", encode_event(second), 1, 20)])
+    await scorer.score_batch([Record(b"lead-x", encode_event(second), 0, 11)])
+    await scorer.drain()  # the commit of offsets 11 (partition 0) and 20 (partition 1)
+    on_0, on_1 = table.load("lead-x", 0), table.load("lead-x", 1)
+    assert on_0 is not None
+    assert on_1 is not None
+    assert (on_0.events_applied, on_0.position) == (2, 11)  # both events, one state
+    assert (on_1.events_applied, on_1.position) == (1, 20)
+
+
+class SnapshotSink(MemorySink):
+    """Keeps a copy of what the table held when each emit began."""
+
+    def __init__(self, table: PartitionedTable) -> None:
+        super().__init__()
+        self.table = table
+        self.stored_at_emit: list[dict[tuple[str, int], bytes]] = []
+
+    async def emit(self, outputs: list[Output]) -> None:
+        self.stored_at_emit.append(dict(self.table.stored))
+        await super().emit(outputs)
+
+
+async def test_a_sweep_stores_each_chunk_once_its_outputs_are_acknowledged() -> None:
+    # a sweep's outputs come from the clock, not the log: a crash between them and the
+    # store would forget the segment changes they announced (and reuse their ids)
+    table = PartitionedTable()
+    sink = SnapshotSink(table)
+    scorer = scorer_for(table, sink, overlap=False)
+    events = [*qualifying("lead-a"), *qualifying("lead-b")]
+    await scorer.score_batch(as_records(events))
+    await scorer.drain()
+    before = dict(table.stored)
+    sink.stored_at_emit.clear()
+    assert await scorer.sweep(T0 + timedelta(days=90), chunk=1) == 2
+    first, second = sink.stored_at_emit
+    assert first == before
+    # the second chunk's emit found the first chunk's swept state stored already
+    assert [key for key in before if second[key] != before[key]] == [("lead-a", 0)]
+    changed = [key for key, raw in table.stored.items() if before[key] != raw]
+    assert sorted(changed) == [("lead-a", 0), ("lead-b", 0)]
+    assert len(scorer.write_back) == 0
