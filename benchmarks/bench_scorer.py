@@ -51,8 +51,8 @@ PARTITIONS = 3
 BATCH = 500
 """Most records of one fetched batch (the worker's default batch size)."""
 SCORER_DEFAULTS = ScorerSettings.model_fields
-COMMIT_INTERVAL_S = 1.0
-"""How often offsets are committed (the worker's broker_commit_interval)."""
+COMMIT_INTERVAL_S = SCORER_DEFAULTS["scorer_commit_interval_s"].default
+"""How often offsets are committed (the worker's default)."""
 
 
 def bench_core(corpus: list[CloudEvent]) -> float:

@@ -98,7 +98,10 @@ def create_app(settings: ScorerSettings, rules: Rules) -> ScorerApp:
         broker_session_timeout=settings.scorer_session_timeout_s,
         broker_request_timeout=max(90.0, settings.scorer_session_timeout_s + 10),
         broker_heartbeat_interval=min(3.0, settings.scorer_session_timeout_s / 3),
-        broker_commit_interval=1.0,
+        broker_commit_interval=settings.scorer_commit_interval_s,
+        # by time only: faust also commits every 10,000 acked records by default, which
+        # stores every state changed since the last commit once per 10,000 events
+        broker_commit_every=2**31,
         web_enabled=True,
         web_port=settings.scorer_web_port,
         web_bind=settings.scorer_web_host,

@@ -70,6 +70,15 @@ class ScorerSettings(KafkaSettings):
         " their acks (its states are stored once they are acked, and always before the"
         " offsets are committed); false: each batch waits for its own acks.",
     )
+    scorer_commit_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="How often the worker commits its offsets; each commit first stores the"
+        " states changed since the last one (RocksDB and changelog, once per lead). Longer:"
+        " less storing when leads have several events in an interval, but a crash re-scores"
+        " (and re-sends the outputs of) up to this much of the log, and standbys lag by it.",
+    )
     scorer_standby_replicas: int = Field(
         default=0, ge=0, description="Warm standby copies of the table on other workers."
     )

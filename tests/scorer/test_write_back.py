@@ -254,6 +254,23 @@ def test_the_worker_commits_only_after_storing_then_flushing() -> None:
     assert hooks[1] == scorer_app.table.flush
 
 
+def test_the_worker_commits_by_time_only() -> None:
+    # every commit stores the states changed since the last one: faust's default of a
+    # commit per 10,000 acked records would store them again every 10,000 events
+    from services.scorer.app import create_app
+    from services.scorer.settings import ScorerSettings
+
+    settings = ScorerSettings(
+        scorer_store="memory://",
+        scorer_sweep_interval_s=0,
+        topic_prefix="wb-test.",
+        scorer_commit_interval_s=2.5,
+    )
+    conf = create_app(settings, RULES).app.conf
+    assert conf.broker_commit_interval == 2.5
+    assert conf.broker_commit_every >= 2**31
+
+
 class PartitionedTable(MemoryTable):
     """One store per partition, as FaustLeadTable (one RocksDB per partition)."""
 
