@@ -276,7 +276,7 @@ def _met(ok: bool) -> str:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--leads", type=int, default=5000)
+    parser.add_argument("--leads", type=int, default=20_000)
     parser.add_argument("--events-per-lead", type=int, default=10)
     parser.add_argument("--no-doc", action="store_true", help="print only, leave the doc alone")
     parser.add_argument(
@@ -367,9 +367,13 @@ async def main() -> None:
             "",
             "Steady state: the events committed after the first commit was seen, divided by",
             "the time from that first commit to the last (polled every 0.25 s). Both commit",
-            "once a second after waiting for the state records' acks, and score what a fetch",
-            "brought from every partition as one batch. Start to end includes the worker's",
-            "process start, group join, changelog creation and recovery.",
+            "once a second (HOTLEAD_SCORER_COMMIT_INTERVAL_S), each commit storing the states",
+            "changed since the last one and waiting for their changelog acks, and score what a",
+            "fetch brought from every partition as one batch. The worker commits by time only,",
+            "so its last commit comes up to a second after its last event, and that wait counts",
+            "against it; the bare loop commits as soon as it has scored the last event.",
+            "Start to end includes the worker's process start, group join, changelog creation",
+            "and recovery.",
             "Both the worker and this process use the same GC settings",
             "(services/common/gc_tuning.py). The worker logs at INFO (a JSON line per batch",
             "with hand-offs, to a file); the bare loop logs nothing.",
@@ -388,7 +392,8 @@ async def main() -> None:
             + ".",
             "",
             "Both keep up to HOTLEAD_SCORER_STATE_CACHE_SIZE decoded lead states in memory",
-            "between batches (the corpus's 5,000 leads all fit) and score the next batch while",
+            f"between batches ({SCORER_DEFAULTS['scorer_state_cache_size'].default:,}; the corpus"
+            f" has {args.leads:,} leads) and score the next batch while",
             "the previous batch's outputs wait for their acks (HOTLEAD_SCORER_OVERLAP_ACKS),",
             "completing the batch in flight before each commit.",
             "",
