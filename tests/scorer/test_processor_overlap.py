@@ -15,6 +15,7 @@ from services.scorer.outputs import Output
 from services.scorer.processor import BatchScorer
 from services.scorer.rules import load_rules
 from services.scorer.state_cache import StateCache
+from services.scorer.write_back import MAX_DIRTY
 from tests.scorer.events import T0
 from tests.scorer.test_state_cache import RECORDS, batches
 
@@ -22,7 +23,11 @@ RULES = load_rules()
 
 
 def scorer_for(
-    table: MemoryTable, sink: MemorySink, cache: int = 1_000, overlap: bool = True
+    table: MemoryTable,
+    sink: MemorySink,
+    cache: int = 1_000,
+    overlap: bool = True,
+    max_dirty: int = MAX_DIRTY,
 ) -> BatchScorer:
     return BatchScorer(
         RULES,
@@ -32,6 +37,7 @@ def scorer_for(
         clock=lambda: 0.0,
         cache=StateCache(cache),
         overlap=overlap,
+        max_dirty=max_dirty,
     )
 
 

@@ -18,12 +18,11 @@ from services.scorer.outputs import Output
 from services.scorer.processor import BatchScorer, Record
 from services.scorer.rules import load_rules
 from services.scorer.state import LeadState
-from services.scorer.state_cache import StateCache
 from services.scorer.write_back import Encoded
 from tests.scorer.test_faust_table import CHANGELOG, EVENTS, _Fake, _Metadata
 from tests.scorer.test_processor import T0, qualifying
 from tests.scorer.test_processor import records as as_records
-from tests.scorer.test_processor_overlap import HeldSink
+from tests.scorer.test_processor_overlap import HeldSink, scorer_for
 from tests.scorer.test_state_cache import RECORDS, batches
 
 RULES = load_rules()
@@ -43,21 +42,6 @@ class CheckingTable(MemoryTable):
             assert ack.exception() is None
         self.saves.append(records)
         await super().save_encoded(records)
-
-
-def scorer_for(
-    table: MemoryTable, sink: MemorySink, overlap: bool = True, max_dirty: int = 20_000
-) -> BatchScorer:
-    return BatchScorer(
-        RULES,
-        table,
-        sink,
-        ScorerMetrics(),
-        clock=lambda: 0.0,
-        cache=StateCache(1_000),
-        overlap=overlap,
-        max_dirty=max_dirty,
-    )
 
 
 async def plain_states(size: int = 50) -> dict[str, tuple[bytes, int]]:
