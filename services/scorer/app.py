@@ -156,7 +156,7 @@ def create_app(settings: ScorerSettings, rules: Rules) -> ScorerApp:
     # every changelog record sent so far acknowledged (faust chose the offsets to
     # commit before these hooks: records of batches the agent had finished)
     app.before_commit(drain)
-    app.before_commit(table.flush)
+    app.before_commit(scorer.flush_table)  # (a failure there stops the scorer too)
 
     # A rebalance may move a partition away and back (its table then recovered from
     # a changelog another worker wrote): the states kept of its leads are stale.
@@ -213,7 +213,7 @@ def create_app(settings: ScorerSettings, rules: Rules) -> ScorerApp:
                 table.fail(exc)
                 raise
             # no offsets to commit after a sweep: its states go to the changelog now
-            await table.flush()
+            await scorer.flush_table()
             if changed:
                 log.info("sweep_segment_changes", leads=changed)
 

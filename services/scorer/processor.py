@@ -216,6 +216,15 @@ class BatchScorer:
             self.metrics.states_stored.inc(stored)
             self.metrics.states_unstored.set(0)
 
+    async def flush_table(self) -> None:
+        """Wait until the table holds every state stored so far durably (the changelog's
+        acks); if that fails, nothing is scored or stored again, as after any failure."""
+        try:
+            await self.table.flush()
+        except BaseException as exc:
+            self._failed(exc)
+            raise
+
     async def drop_partitions(self, partitions: set[int]) -> int:
         """At a rebalance: store everything (outputs acknowledged first), wait until
         the table has it durably (the changelog another worker may recover these
@@ -224,7 +233,7 @@ class BatchScorer:
         async with self.lock:
             self._raise_failure()
             await self._store()
-            await self.table.flush()
+            await self.flush_table()
             dropped = self.cache.drop_partitions(partitions)
         self.metrics.cache_states.set(len(self.cache))
         return dropped

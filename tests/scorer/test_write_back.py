@@ -234,8 +234,29 @@ def test_the_worker_commits_only_after_storing_then_flushing() -> None:
     )
     scorer_app = create_app(settings, RULES)
     hooks = scorer_app.app.commit_hooks  # type: ignore[attr-defined]
-    assert [hook.__name__ for hook in hooks] == ["drain", "flush"]
-    assert hooks[1] == scorer_app.table.flush
+    assert [hook.__name__ for hook in hooks] == ["drain", "flush_table"]
+    assert hooks[1] == scorer_app.scorer.flush_table
+
+
+class FailingFlushTable(MemoryTable):
+    async def flush(self) -> None:
+        raise ConnectionError("changelog write failed")
+
+
+async def test_a_failed_changelog_flush_stops_the_scorer() -> None:
+    # the commit is refused (the table's failure), and nothing more is stored either
+    table = FailingFlushTable()
+    scorer = scorer_for(table, MemorySink())
+    await scorer.score_batch(RECORDS[:40])
+    await scorer.drain()
+    stored = dict(table.states)
+    await scorer.score_batch(RECORDS[40:80])
+    with pytest.raises(ConnectionError):
+        await scorer.flush_table()
+    assert len(scorer.write_back) == 0
+    with pytest.raises(RuntimeError, match="restart from the last commit"):
+        await scorer.drain()
+    assert table.states == stored
 
 
 def test_the_worker_commits_by_time_only() -> None:
