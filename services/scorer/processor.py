@@ -28,40 +28,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from schemas.codec import EventDecodeError, decode_event
-from schemas.data import Segment
-from schemas.event_types import EventType
 from services.common.logging import get_logger
-from services.scorer.core import Outcome, Result, apply_event, sweep
+from services.scorer.core import sweep
 from services.scorer.in_flight import InFlight, InFlightBatch
-from services.scorer.metrics import FUNNEL_TYPES, BatchTally, ScorerMetrics
+from services.scorer.metrics import BatchTally, ScorerMetrics
 from services.scorer.outputs import HandoffOutput, Output, SegmentOutput
+from services.scorer.record_loop import ConsumedRecord, score_records
 from services.scorer.rules import Rules
 from services.scorer.state import LeadState
 from services.scorer.state_cache import StateCache
 from services.scorer.write_back import MAX_DIRTY, Encoded, WriteBack
 
 log = get_logger(__name__)
-
-# Enum members and names as module constants: reading `Enum.MEMBER`, `.value` or
-# `.short` is a Python-level lookup (~0.3-0.7 us each here), several per event.
-BOT, SCORED, NO_RULE = Outcome.BOT, Outcome.SCORED, Outcome.NO_RULE
-LOW = Segment.LOW.value
-SHORT_NAMES = {event_type.value: event_type.short for event_type in EventType}
-"""Full event type name -> short name."""
-
-
-class ConsumedRecord(Protocol):
-    """A record of the event log as the consumer gave it (faust's message has these)."""
-
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def value(self) -> bytes | None: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,10 +139,16 @@ class BatchScorer:
             tally = BatchTally()
             write_back = self.write_back
             try:
-                for record in records:
-                    result = self._score(record, touched, tally)
-                    if result is not None:
-                        outputs.extend(result.outputs)
+                score_records(
+                    records,
+                    self.rules,
+                    touched,
+                    write_back.dirty,
+                    self.cache.get,
+                    self.table.load,
+                    tally,
+                    outputs,
+                )
                 tally.count(self.metrics, self.clock())  # (the lag: event time to now)
                 # dirty now, stored only once no batch is in flight (drain): a store
                 # never sees a change whose outputs are not acknowledged
@@ -246,59 +230,6 @@ class BatchScorer:
             or self.cache.get(lead_id, partition)
             or self.table.load(lead_id, partition)
         )
-
-    def _score(
-        self,
-        record: ConsumedRecord,
-        touched: dict[tuple[str, int], tuple[LeadState, int]],
-        tally: BatchTally,
-    ) -> Result | None:
-        try:
-            event = decode_event(record.value or b"")
-        except EventDecodeError as exc:
-            log.warning(
-                "event_invalid", partition=record.partition, offset=record.offset, error=str(exc)
-            )
-            tally.events[("unknown", "invalid")] += 1
-            return None
-        lead_id = event.subject or (record.key.decode() if record.key else None)
-        if not lead_id:
-            tally.events[(event.type.short, "invalid")] += 1
-            return None
-        # by lead and partition: a lead id keyed to two partitions has a state in each
-        key = (lead_id, record.partition)
-        cached = touched.get(key)
-        if cached is None:
-            # changed since the last store (`WriteBack.get`, inlined: once per event)
-            cached = self.write_back.dirty.get(key)
-            if cached is not None:
-                tally.cache_hits += 1
-        if cached is not None:
-            state: LeadState | None = cached[0]
-        else:
-            state = self.cache.get(lead_id, record.partition)
-            if state is not None:
-                tally.cache_hits += 1
-            else:
-                tally.cache_misses += 1
-                state = self.table.load(lead_id, record.partition)
-        if state is None:
-            state = LeadState(lead_id=lead_id)
-            tally.new_leads += 1
-        segment_before = state.segment or LOW  # apply_event works in place
-        result = apply_event(state, event, self.rules, position=record.offset)
-        outcome = result.outcome
-        event_type = SHORT_NAMES[str(event.type)]
-        tally.events[(event_type, str(outcome))] += 1  # (str(): the value, at C speed)
-        if outcome is not BOT:
-            # A duplicate stores its state again: after a crash the local store may be
-            # ahead of the changelog, and this rewrite puts the changelog level again.
-            touched[key] = (result.state, record.partition)
-        if outcome is SCORED or outcome is NO_RULE:
-            tally.event_times.append(event.time.timestamp())
-            if event_type in FUNNEL_TYPES:
-                tally.funnel[(event_type, segment_before)] += 1
-        return result
 
     def _count_outputs(self, outputs: list[Output], cause: str) -> None:
         # counted per batch: each labels() lookup and increment takes a lock

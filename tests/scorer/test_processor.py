@@ -9,6 +9,7 @@ from services.scorer.memory import MemorySink, MemoryTable
 from services.scorer.metrics import ScorerMetrics
 from services.scorer.processor import BatchScorer, Record
 from services.scorer.rules import load_rules
+from services.scorer.state_cache import StateCache
 from tests.scorer.events import T0, make_event
 
 RULES = load_rules()
@@ -74,6 +75,30 @@ async def test_invalid_records_are_counted_and_skipped() -> None:
     await scorer.drain()
     assert value(metrics, "hotlead_scorer_events_total", type="unknown", outcome="invalid") == 1
     assert "lead-1" in table.states
+
+
+async def test_states_are_found_in_the_batch_then_unstored_then_the_cache() -> None:
+    table, sink, metrics = MemoryTable(), MemorySink(), ScorerMetrics()
+    scorer = BatchScorer(RULES, table, sink, metrics, cache=StateCache(100))
+    await scorer.score_batch(records(qualifying("lead-k")))
+    # one new lead (a miss), then the batch's own state: neither a hit nor a miss
+    assert value(metrics, "hotlead_scorer_leads") == 1
+    assert value(metrics, "hotlead_scorer_state_cache_misses_total") == 1
+    assert value(metrics, "hotlead_scorer_state_cache_hits_total") == 0
+    opened = make_event("o1", "email.opened", {"email_id": "m1"}, lead="lead-k", hours=2)
+    await scorer.score_batch(records([opened], start=2))  # changed, not stored yet
+    assert value(metrics, "hotlead_scorer_state_cache_hits_total") == 1
+    await scorer.drain()
+    again = opened.model_copy(update={"id": "o2"})
+    await scorer.score_batch(records([again], start=3))  # stored: from the state cache
+    assert value(metrics, "hotlead_scorer_state_cache_hits_total") == 2
+    assert value(metrics, "hotlead_scorer_state_cache_misses_total") == 1
+    await scorer.drain()
+    assert table.load("lead-k").events_applied == 4  # type: ignore[union-attr]
+    assert value(metrics, "hotlead_scorer_leads") == 1
+    events = "hotlead_scorer_events_total"
+    opens = [value(metrics, events, type="email.opened", outcome=o) for o in ("scored", "no_rule")]
+    assert opens == [1, 1]  # the same email opened twice: points once
 
 
 async def test_sweep_emits_cooling_segment_changes_once() -> None:
