@@ -186,7 +186,7 @@ def fetching(
     fetcher = _Fetcher()
     delivered: list[Any] = []
 
-    async def wait_next_records(timeout: float) -> tuple[dict[TP, list[Any]], None]:
+    async def wait_next_records(_timeout: float) -> tuple[dict[TP, list[Any]], None]:
         if len(fetches) == 1:
             fetcher._stopped.set()  # the last fetch
         return fetches.pop(0), None
@@ -296,7 +296,7 @@ async def test_paused_partitions_are_not_delivered() -> None:
     app.consumer_generation_id = 1
     fetcher, delivered = fetching(consumer, [{tp0: [record(tp0, 0)], tp1: [record(tp1, 0)]}])
 
-    async def wait_next_records(timeout: float) -> tuple[dict[TP, list[Any]], set[TP]]:
+    async def wait_next_records(_timeout: float) -> tuple[dict[TP, list[Any]], set[TP]]:
         fetcher._stopped.set()
         # faust's active partitions: tp1 was paused since the fetch was made
         return {tp0: [record(tp0, 0)], tp1: [record(tp1, 0)]}, {tp0}

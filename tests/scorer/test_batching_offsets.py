@@ -56,7 +56,7 @@ def consumer_for(
     pending = list(fetches)
     delivered: list[Any] = []
 
-    async def wait_next_records(timeout: float) -> tuple[dict[TP, list[Any]], None]:
+    async def wait_next_records(_timeout: float) -> tuple[dict[TP, list[Any]], None]:
         if len(pending) <= 1:
             fetcher._stopped.set()
         offsets = pending.pop(0) if pending else {}
@@ -141,7 +141,8 @@ async def test_a_batch_path_commits_what_faust_s_record_path_commits(
         expected = processed[-1] + 1 if processed else committed
         assert commit_rounds(batched, tp, commit) == expected, scenario
         if faust_commit is not None:  # never behind faust
-            assert commit is not None and commit >= faust_commit, scenario
+            assert commit is not None, scenario
+            assert commit >= faust_commit, scenario
         faust_final = commit_rounds(faust, tp, faust_commit)
         assert faust_final is None or (expected is not None and faust_final <= expected)
 
