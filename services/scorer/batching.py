@@ -39,7 +39,7 @@ committable with the record after them.
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.transport.consumer import CONSUMER_FETCHING
@@ -104,11 +104,13 @@ class BatchMessage(ConsumerMessage):
         its record in the batch before, to its last record) lists them."""
         last = records[-1]
         tp = spans[-1][0]
+        timestamp = last.timestamp
         batch = cls(
             tp.topic,
             tp.partition,
             last.offset,
-            last.timestamp / 1000.0,  # faust's message: seconds
+            # seconds, or None as faust's messages (`_to_message`)
+            cast(float, None) if timestamp is None else timestamp / 1000.0,
             last.timestamp_type,
             None,
             None,  # key and value: the records carry them (the topic allows empty values)
