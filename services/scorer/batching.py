@@ -1,84 +1,147 @@
 """Delivering the event log to the scorer's agent a batch at a time.
 
-faust hands every record through its whole per-record path: the fetcher
-waits on four new tasks per record (`Service.wait_first` on the conductor
-callback, the flow-control event, stopped and crashed), the conductor takes a
-lock and decodes, the stream iterates, sets the current event and acks. On the
-development machine that costs ~230 us of CPU per record before the agent does
-anything: more than a bare aiokafka consume -> score -> produce loop spends on
-a record in total.
+faust hands every record through its whole per-record path: its `getmany`
+checks the flow, the generation, the partition and the highwater per record and
+makes a `ConsumerMessage` of each (`_to_message`), the fetcher waits on four new
+tasks per record (`Service.wait_first` on the conductor callback, the flow-control
+event, stopped and crashed), the conductor takes a lock and decodes, the stream
+iterates, sets the current event and acks. On the development machine that cost
+~230 us of CPU per record before the agent did anything: more than a bare aiokafka
+consume -> score -> produce loop spends on a record in total.
 
 `BatchingConsumer` keeps everything faust does per fetch (the group, flow
 control, rebalances, read offsets and gaps, acks and commits, every other topic
-record by record) but, for the topics named in `batch_topics`, gives the
-conductor one `BatchMessage` per fetch (at most `batch_max` records, from every
-partition the fetch brought, each partition's records in log order): the agent
-receives one event per batch. One batch per fetch, not per partition, matters
-for latency: the agent waits for its outputs' acks once per batch, so batches
-per partition made a fetch over 12 partitions cost 12 sequential round trips,
-and at 250 events/s the worker fell seconds behind. The table takes each
-record's partition from the record, not from faust's current event.
+record by record through faust's own path) but, for the topics named in
+`batch_topics`, takes the fetched records per partition as aiokafka returns them
+and gives the conductor one `BatchMessage` per fetch (at most `batch_max`
+records, from every partition the fetch brought, each partition's records in log
+order): the agent receives one event per batch, whose records are aiokafka's own
+`ConsumerRecord`s (no faust message per record). What faust checks per record is
+checked once per partition per fetch (records already read dropped, the gap
+before the first one, the highwater) and once per batch before it is delivered
+(the flow still active and the group's generation unchanged: after a rebalance
+the partition is read again from its committed offset). One batch per fetch, not
+per partition, matters for latency: the agent waits for its outputs' acks once
+per batch, so batches per partition made a fetch over 12 partitions cost 12
+sequential round trips, and at 250 events/s the worker fell seconds behind. The
+table takes each record's partition from the record, not from faust's current
+event.
+
 A batch is acknowledged when the agent has finished with it (`ack_records`,
-then the stream acks the batch message, whose offset is the last record's), so
-a commit never covers a record that was not processed.
+then the stream acks the batch message, whose offset is the last record's), so a
+commit never covers a record that was not processed. It is acknowledged by
+offset ranges, one per partition (`ack_spans`): every offset from its first
+record's to its last, with faust's bookkeeping (`_acked`, `_acked_index`,
+`_n_acked`, the ack waiter), the offsets in between that hold no record
+(compaction, transaction markers) included, as faust's gaps would have made them
+committable with the record after them.
 """
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, cast
 
 import faust
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, TransportT
 from faust.types.transports import ConsumerT
-from faust.types.tuples import ConsumerMessage, Message, ack_lock
+from faust.types.tuples import ConsumerMessage, ack_lock
 from mode.utils.futures import notify
+
+from services.scorer.processor import ConsumedRecord
+
+Span = tuple[TP, int, int]
+"""A partition and the first and last offsets (inclusive) a batch covers in it."""
+
+
+def ack_spans(consumer: Any, spans: Sequence[Span]) -> int:
+    """Acknowledge every offset of `spans` as faust's `Consumer.ack` acknowledges one
+    message's (the offsets `_new_offset` commits from), under one acquisition of
+    faust's ack lock and one notification; offsets below the committed one or already
+    acked are skipped, as there. Returns how many offsets were added."""
+    acks_enabled_for = consumer.app.topics.acks_enabled_for
+    committed_offsets = consumer._committed_offset
+    added = 0
+    enabled = False
+    with ack_lock:
+        for tp, first, last in spans:
+            if not acks_enabled_for(tp.topic):
+                continue
+            enabled = True
+            committed = committed_offsets[tp]
+            if committed is not None and first < committed:
+                first = committed
+            if first > last:
+                continue
+            offsets: Sequence[int] = range(first, last + 1)
+            index = consumer._acked_index[tp]
+            if index and not index.isdisjoint(offsets):
+                offsets = [offset for offset in offsets if offset not in index]
+            index.update(offsets)
+            consumer._acked[tp].extend(offsets)
+            added += len(offsets)
+        consumer._n_acked += added
+    if enabled:
+        notify(consumer._waiting_for_ack)
+    return added
 
 
 class BatchMessage(ConsumerMessage):
     """Records fetched together (one or more partitions); stands for the last one."""
 
     # ConsumerMessage has no __slots__ of its own, so instances take attributes
-    records: Sequence[Message]
+    records: Sequence[ConsumedRecord]
+    spans: Sequence[Span]
+    records_acked = False
 
     @classmethod
-    def of(cls, records: Sequence[Message]) -> "BatchMessage":
+    def of(
+        cls, records: Sequence[Any], spans: Sequence[Span], generation_id: int
+    ) -> "BatchMessage":
+        """`records`: aiokafka's records, partition by partition as `spans` (each the
+        offsets from the partition's first record of the batch, or the offset after
+        its record in the batch before, to its last record) lists them."""
         last = records[-1]
+        tp = spans[-1][0]
+        timestamp = last.timestamp
         batch = cls(
-            last.topic,
-            last.partition,
+            tp.topic,
+            tp.partition,
             last.offset,
-            last.timestamp,
+            # seconds, or None as faust's messages (`_to_message`)
+            cast(float, None) if timestamp is None else timestamp / 1000.0,
             last.timestamp_type,
             None,
             None,  # key and value: the records carry them (the topic allows empty values)
             None,
             None,
             serialized_key_size=0,
-            serialized_value_size=sum(record.serialized_value_size for record in records),
-            tp=last.tp,
-            generation_id=last.generation_id,
+            serialized_value_size=0,
+            tp=tp,
+            generation_id=generation_id,
         )
         batch.records = records
+        batch.spans = spans
         return batch
 
     def ack_records(self, consumer: ConsumerT) -> None:
-        """Mark every record but the last done; call once the batch is processed.
+        """Mark every offset the batch covers done but its own; call once the batch is
+        processed.
 
-        The stream acks the batch message itself (whose offset is the last
-        record's) after the agent's body: faust's compiled stream iterator does
-        that without calling back into the message, so the records are acked here.
-        """
-        records = self.records[:-1]
-        if isinstance(consumer, BatchingConsumer):
-            consumer.ack_many(records)
-        else:
-            for record in records:
-                consumer.ack(record)
+        The stream acks the batch message itself (whose offset is the last record's)
+        after the agent's body: faust's compiled stream iterator does that without
+        calling back into the message, so the records are acked here."""
+        if self.records_acked:
+            return
+        self.records_acked = True
+        *spans, (tp, first, last) = self.spans
+        if first < last:
+            spans.append((tp, first, last - 1))
+        ack_spans(consumer, spans)
 
     def on_final_ack(self, consumer: ConsumerT) -> bool:
-        # faust's pure-Python stream path acks through here
+        # faust's pure-Python stream path (and take_events) acks through here
         self.ack_records(consumer)
         return bool(consumer.ack(self))
 
@@ -140,41 +203,6 @@ class BatchingConsumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return BatchingConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
-    def ack_many(self, messages: Iterable[Message]) -> None:
-        """`Consumer.ack` for each message, with the same bookkeeping (what
-        `_new_offset` commits from), under one acquisition of faust's ack lock and one
-        notification: per record, faust's `ack` was ~5 % of the worker's CPU."""
-        enabled: dict[str, bool] = {}
-        acks_enabled_for = self.app.topics.acks_enabled_for
-        committed_offsets = self._committed_offset
-        acked_indexes = self._acked_index
-        acked_lists = self._acked
-        unacked = self._unacked_messages
-        added = 0
-        with ack_lock:
-            for message in messages:
-                if message.acked:
-                    continue
-                message.acked = True
-                topic = message.topic
-                acking = enabled.get(topic)
-                if acking is None:
-                    acking = enabled[topic] = acks_enabled_for(topic)
-                if not acking:
-                    continue
-                tp, offset = message.tp, message.offset
-                committed = committed_offsets[tp]
-                if committed is None or offset >= committed:
-                    index = acked_indexes[tp]
-                    if offset not in index:
-                        unacked.discard(message)
-                        index.add(offset)
-                        acked_lists[tp].append(offset)
-                        added += 1
-            self._n_acked += added
-        if enabled:
-            notify(self._waiting_for_ack)
-
     async def _commit_offsets(
         self, offsets: Mapping[TP, int], start_new_transaction: bool = True
     ) -> bool:
@@ -188,44 +216,28 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         return committed
 
     async def _drain_messages(self, fetcher: Any) -> None:
-        callback = self.callback
+        # faust's loop (getmany, then each record to the conductor), with the records of
+        # `batch_topics` taken per partition from the fetch and delivered in batches
         consumer_stopped = self._stopped.is_set
         fetcher_stopped = fetcher._stopped.is_set
-        read_offsets = self._read_offset
-        batch_topics = self.batch_topics
-        batch_max = self.batch_max
-        acks_enabled_for = self.app.topics.acks_enabled_for
         try:
             while not (consumer_stopped() or fetcher_stopped()):
                 self.diag.set_flag(CONSUMER_FETCHING)
-                fetched = self.getmany(timeout=1.0)
                 await self.sleep(0)
                 if self.should_stop:
                     break
-                batch: list[Message] = []
-                last_offsets: dict[TP, int] = {}
-                async for tp, message in fetched:
-                    offset = message.offset
-                    seen = last_offsets.get(tp)
-                    previous = seen if seen is not None else read_offsets[tp]
-                    if previous is not None and offset < previous:
-                        continue  # already read (faust drops these too)
-                    if previous and offset - previous > 1 and acks_enabled_for(message.topic):
-                        # offsets with no record (compaction, transaction markers)
-                        await self._add_gap(tp, previous + 1, offset)
-                    last_offsets[tp] = offset
-                    if tp.topic in batch_topics:
-                        batch.append(message)
-                    else:
-                        await self._deliver(callback(message))
-                        read_offsets[tp] = offset
-                for start in range(0, len(batch), batch_max):
-                    chunk = batch[start : start + batch_max]
-                    if not self._current(chunk[-1]):
-                        break
-                    await self._deliver(callback(BatchMessage.of(chunk)))
-                    for record in chunk:
-                        read_offsets[record.tp] = record.offset
+                records, active = await self._wait_next_records(1.0)
+                generation = self.app.consumer_generation_id
+                if records is None or self.should_stop:
+                    continue
+                if self.flow_active:
+                    await self._deliver_fetch(records, active, generation)
+                else:
+                    # as faust's getmany: the flow stopped during the fetch (a rebalance)
+                    try:
+                        await self.perform_seek()
+                    except Exception as exc:  # noqa: BLE001 (as faust: logged, not raised)
+                        self.log.warning(f"exception performing seek when flow not active {exc}")
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
@@ -235,11 +247,100 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
 
-    def _current(self, message: Message) -> bool:
-        """Whether a record fetched earlier may still be delivered: as faust's getmany
-        checks per record, not once the flow stopped or the group moved on (a
-        rebalance); the partition is read again from its committed offset then."""
-        return bool(self.flow_active) and (message.generation_id == self.app.consumer_generation_id)
+    async def _deliver_fetch(
+        self, records: Mapping[TP, list[Any]], active: set[TP] | None, generation: int
+    ) -> None:
+        batch_topics = self.batch_topics
+        singles: dict[TP, list[Any]] = {}
+        runs: list[tuple[TP, list[Any]]] = []
+        for tp, fetched in records.items():
+            if not fetched:
+                continue
+            if tp.topic in batch_topics:
+                if active is None or tp in active or tp in self._buffered_partitions:
+                    runs.append((tp, fetched))
+            else:
+                singles[tp] = fetched
+        if singles:
+            await self._deliver_singles(singles, active, generation)
+        if runs:
+            await self._deliver_batches(runs, generation)
+
+    async def _deliver_singles(
+        self, records: Mapping[TP, list[Any]], active: set[TP] | None, generation: int
+    ) -> None:
+        """faust's getmany and _drain_messages for these records, one by one."""
+        app = self.app
+        callback = self.callback
+        read_offsets = self._read_offset
+        acks_enabled_for = app.topics.acks_enabled_for
+        for tp, record in self.scheduler.iterate(records):
+            if not self.flow_active or app.consumer_generation_id != generation:
+                break
+            if not (active is None or tp in active or tp in self._buffered_partitions):
+                continue
+            app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+            message = self._to_message(tp, record)
+            offset = message.offset
+            previous = read_offsets[tp]
+            if previous is not None and offset < previous:
+                continue  # already read (faust drops these too)
+            if previous and offset - previous > 1 and acks_enabled_for(tp.topic):
+                # offsets with no record (compaction, transaction markers)
+                await self._add_gap(tp, previous + 1, offset)
+            await self._deliver(callback(message))
+            read_offsets[tp] = offset
+
+    async def _deliver_batches(self, runs: list[tuple[TP, list[Any]]], generation: int) -> None:
+        """The fetched records of `runs` (each a partition's, in log order) in batches of
+        at most `batch_max`; what faust does per record, once per partition."""
+        app = self.app
+        read_offsets = self._read_offset
+        acks_enabled_for = app.topics.acks_enabled_for
+        batch_max = self.batch_max
+        records: list[Any] = []
+        spans: list[Span] = []
+        for tp, fetched in runs:
+            previous = read_offsets[tp]
+            if previous is not None and fetched[0].offset < previous:
+                # already read (faust drops these too)
+                fetched = [record for record in fetched if record.offset >= previous]
+                if not fetched:
+                    continue
+            first = fetched[0].offset
+            if previous is not None and first - previous > 1 and acks_enabled_for(tp.topic):
+                # offsets with no record (compaction, transaction markers); faust notes
+                # none after a read offset of 0 (`if r_offset`), so its commits stopped
+                # at 1 when offset 0 was followed by two or more of them
+                await self._add_gap(tp, previous + 1, first)
+            app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+            start = 0
+            while start < len(fetched):
+                part = fetched[start : start + batch_max - len(records)]
+                start += len(part)
+                records.extend(part)
+                last = part[-1].offset
+                # from the offset after this partition's last record in the batch before
+                spans.append((tp, first, last))
+                first = last + 1
+                if len(records) >= batch_max:
+                    if not await self._deliver_batch(records, spans, generation):
+                        return
+                    records, spans = [], []
+        if records:
+            await self._deliver_batch(records, spans, generation)
+
+    async def _deliver_batch(self, records: list[Any], spans: list[Span], generation: int) -> bool:
+        # as faust's getmany checks before each record: not once the flow stopped or the
+        # group moved on (a rebalance); the partition is read again from its committed
+        # offset then
+        if not (self.flow_active and self.app.consumer_generation_id == generation):
+            return False
+        await self._deliver(self.callback(BatchMessage.of(records, spans, generation)))
+        read_offsets = self._read_offset
+        for tp, _, last in spans:
+            read_offsets[tp] = last
+        return True
 
     async def _deliver(self, delivery: Any) -> None:
         commit_every = self._commit_every

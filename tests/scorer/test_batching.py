@@ -10,6 +10,7 @@ from typing import Any
 import faust
 import pytest
 from aiokafka.consumer.fetcher import Fetcher
+from aiokafka.structs import ConsumerRecord
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
@@ -19,6 +20,7 @@ from services.scorer.batching import (
     BatchingConsumer,
     BatchMessage,
     BatchStream,
+    Span,
     wait_while_busy,
 )
 
@@ -29,6 +31,18 @@ def message(tp: TP, offset: int) -> ConsumerMessage:
     return ConsumerMessage(
         tp.topic, tp.partition, offset, 0.0, 0, None, b"k", b"v", None, tp=tp, generation_id=1
     )
+
+
+def record(tp: TP, offset: int) -> Any:
+    """A record as aiokafka's fetcher returns it."""
+    return ConsumerRecord(
+        tp.topic, tp.partition, offset, 1_700_000_000_000 + offset, 0, b"k", b"v", None, 1, 1, ()
+    )
+
+
+def batch_of(tp: TP, offsets: list[int], first: int | None = None) -> BatchMessage:
+    spans: list[Span] = [(tp, offsets[0] if first is None else first, offsets[-1])]
+    return BatchMessage.of([record(tp, offset) for offset in offsets], spans, 1)
 
 
 APPS: list[BatchingApp] = []
@@ -70,9 +84,10 @@ def test_a_batch_commits_up_to_its_last_record_only_once_all_are_acked() -> None
     consumer = app.consumer
     app.topics._acking_topics.add(TOPIC)
     tp = TP(TOPIC, 1)
-    records = [message(tp, offset) for offset in (10, 11, 12)]
-    batch = BatchMessage.of(records)
-    assert (batch.tp, batch.offset, batch.records) == (tp, 12, records)
+    batch = batch_of(tp, [10, 11, 12])
+    assert (batch.tp, batch.offset, batch.generation_id) == (tp, 12, 1)
+    assert [r.offset for r in batch.records] == [10, 11, 12]
+    assert batch.timestamp == 1_700_000_000.012  # faust's: seconds
     assert batch.value is None
     assert batch.key is None
 
@@ -84,8 +99,30 @@ def test_a_batch_commits_up_to_its_last_record_only_once_all_are_acked() -> None
 
     batch.ack_records(consumer)
     assert sorted(consumer._acked[tp]) == [10, 11, 12]
+    assert consumer._n_acked == 3
     assert consumer._new_offset(tp) == 13
-    assert all(record.acked for record in records[:-1])  # the batch stands for the last
+    batch.ack_records(consumer)  # once only
+    assert consumer._n_acked == 3
+
+
+def test_a_batch_acks_the_offsets_between_its_records_but_not_past_them() -> None:
+    app = make_app()
+    consumer = app.consumer
+    app.topics._acking_topics.add(TOPIC)
+    tp0, tp1 = TP(TOPIC, 0), TP(TOPIC, 1)
+    # offsets 4 and 6-8 hold no record (compaction, transaction markers); tp1's records
+    # start after the offset its batch before ended at (20)
+    records = [record(tp0, offset) for offset in (3, 5, 9)] + [record(tp1, 22)]
+    batch = BatchMessage.of(records, [(tp0, 3, 9), (tp1, 21, 22)], 1)
+    assert (batch.tp, batch.offset) == (tp1, 22)
+    batch.ack_records(consumer)
+    assert consumer._acked[tp0] == [3, 4, 5, 6, 7, 8, 9]
+    assert consumer._acked[tp1] == [21]  # the batch's own offset: the stream's ack
+    consumer._committed_offset[tp1] = 21
+    assert consumer._new_offset(tp0) == 10
+    assert consumer._new_offset(tp1) == 22  # 22 not acked yet
+    assert consumer.ack(batch)
+    assert consumer._new_offset(tp1) == 23
 
 
 def test_the_pure_python_stream_path_acks_every_record_through_the_batch() -> None:
@@ -93,7 +130,7 @@ def test_the_pure_python_stream_path_acks_every_record_through_the_batch() -> No
     consumer = app.consumer
     app.topics._acking_topics.add(TOPIC)
     tp = TP(TOPIC, 0)
-    batch = BatchMessage.of([message(tp, offset) for offset in (0, 1, 2, 3)])
+    batch = batch_of(tp, [0, 1, 2, 3])
     batch.incref()
     assert batch.ack(consumer)  # refcount 0: the final ack
     assert consumer._new_offset(tp) == 4
@@ -141,46 +178,55 @@ class _Fetcher:
         self._stopped = asyncio.Event()
 
 
-async def test_a_fetch_is_one_batch_across_partitions_other_topics_per_record() -> None:
-    app = make_app()
-    app.batch_topics([TOPIC], batch_max=2)
-    consumer = app.consumer
-    consumer.batch_max = 2
+def fetching(
+    consumer: BatchingConsumer, fetches: list[dict[TP, list[Any]]]
+) -> tuple[_Fetcher, list[Any]]:
+    """Make `consumer` fetch `fetches` (records by partition, as aiokafka returns them),
+    then stop; returns the fetcher to drain and the list its deliveries go to."""
     fetcher = _Fetcher()
-    events0, events1, other = TP(TOPIC, 0), TP(TOPIC, 1), TP("other", 0)
-    fetched = [
-        (events0, message(events0, 0)),
-        (events1, message(events1, 7)),
-        (other, message(other, 3)),
-        (events0, message(events0, 1)),
-        (events0, message(events0, 2)),
-        (other, message(other, 4)),
-    ]
-
-    async def getmany(**_: float) -> Any:
-        for item in fetched:
-            yield item
-        fetcher._stopped.set()  # one fetch, then the fetcher stops
-
     delivered: list[Any] = []
+
+    async def wait_next_records(_timeout: float) -> tuple[dict[TP, list[Any]], None]:
+        if len(fetches) == 1:
+            fetcher._stopped.set()  # the last fetch
+        return fetches.pop(0), None
 
     async def callback(delivery: Any) -> None:
         delivered.append(delivery)
 
-    app.consumer_generation_id = 1  # the records' generation
-    consumer.getmany = getmany  # type: ignore[method-assign]
+    consumer._wait_next_records = wait_next_records  # type: ignore[method-assign]
+    consumer.highwater = lambda tp: 1_000  # type: ignore[method-assign]
     consumer.callback = callback
+    return fetcher, delivered
+
+
+async def test_a_fetch_is_one_batch_across_partitions_other_topics_per_record() -> None:
+    app = make_app()
+    consumer = app.consumer
+    consumer.batch_max = 2
+    events0, events1, other = TP(TOPIC, 0), TP(TOPIC, 1), TP("other", 0)
+    fetch = {
+        events0: [record(events0, offset) for offset in (0, 1, 2)],
+        other: [record(other, 3), record(other, 4)],
+        events1: [record(events1, 7)],
+    }
+    app.consumer_generation_id = 1  # the records' generation
+    fetcher, delivered = fetching(consumer, [fetch])
     await consumer._drain_messages(fetcher)
 
     singles = [(m.topic, m.offset) for m in delivered if not isinstance(m, BatchMessage)]
-    batches = [
-        [(r.partition, r.offset) for r in m.records]
-        for m in delivered
-        if isinstance(m, BatchMessage)
+    batches = [m for m in delivered if isinstance(m, BatchMessage)]
+    assert singles == [("other", 3), ("other", 4)]  # faust's messages, one by one
+    assert all(type(m) is ConsumerMessage and m.generation_id == 1 for m in delivered[:2])
+    # each partition's records in log order, at most batch_max per batch
+    assert [[(r.partition, r.offset) for r in m.records] for m in batches] == [
+        [(0, 0), (0, 1)],
+        [(0, 2), (1, 7)],
     ]
-    assert singles == [("other", 3), ("other", 4)]
-    # in fetch order, each partition's records in log order, at most batch_max per batch
-    assert batches == [[(0, 0), (1, 7)], [(0, 1), (0, 2)]]
+    assert [m.spans for m in batches] == [[(events0, 0, 1)], [(events0, 2, 2), (events1, 7, 7)]]
+    assert batches[0].records[0] is fetch[events0][0]  # aiokafka's own records
+    # the fetch's generation: the stream skips a batch delivered after a rebalance too
+    assert [m.generation_id for m in batches] == [1, 1]
     assert consumer._read_offset[events0] == 2
     assert consumer._read_offset[events1] == 7
     assert consumer._read_offset[other] == 4
@@ -190,27 +236,77 @@ async def test_batches_fetched_before_a_rebalance_are_not_delivered_after_it() -
     app = make_app()
     consumer = app.consumer
     consumer.batch_max = 2
-    fetcher = _Fetcher()
     tp = TP(TOPIC, 0)
-    fetched = [(tp, message(tp, offset)) for offset in range(5)]  # generation 1
-
-    async def getmany(**_: float) -> Any:
-        for item in fetched:
-            yield item
-        fetcher._stopped.set()
-
-    delivered: list[Any] = []
+    app.consumer_generation_id = 1
+    fetcher, delivered = fetching(consumer, [{tp: [record(tp, offset) for offset in range(5)]}])
 
     async def callback(delivery: Any) -> None:
         delivered.append(delivery)
         app.consumer_generation_id = 2  # a rebalance starts after the first batch
 
-    app.consumer_generation_id = 1
-    consumer.getmany = getmany  # type: ignore[method-assign]
     consumer.callback = callback
     await consumer._drain_messages(fetcher)
     assert [[r.offset for r in m.records] for m in delivered] == [[0, 1]]
     assert consumer._read_offset[tp] == 1
+
+
+async def test_a_fetch_the_flow_stopped_during_is_not_delivered_but_seeks_back() -> None:
+    app = make_app()
+    consumer = app.consumer
+    tp = TP(TOPIC, 0)
+    app.consumer_generation_id = 1
+    fetcher, delivered = fetching(consumer, [{tp: [record(tp, 0)]}])
+    seeks: list[bool] = []
+
+    async def perform_seek() -> None:
+        seeks.append(True)
+
+    consumer.perform_seek = perform_seek  # type: ignore[method-assign]
+    consumer.flow_active = False  # stopped while the fetch was under way (a rebalance)
+    await consumer._drain_messages(fetcher)
+    assert delivered == []
+    assert seeks == [True]  # as faust's getmany: back to the committed offsets
+    assert consumer._read_offset[tp] is None
+
+
+async def test_records_already_read_are_dropped_and_the_gap_before_the_first_noted() -> None:
+    app = make_app()
+    consumer = app.consumer
+    app.topics._acking_topics.add(TOPIC)
+    tp = TP(TOPIC, 0)
+    app.consumer_generation_id = 1
+    consumer._read_offset[tp] = 5
+    fetches = [{tp: [record(tp, offset) for offset in (3, 4, 5, 6)]}, {tp: [record(tp, 9)]}]
+    fetcher, delivered = fetching(consumer, fetches)
+    await consumer._drain_messages(fetcher)
+    # 3 and 4 were read before (faust drops them; 5, the read offset, it delivers again)
+    assert [[r.offset for r in m.records] for m in delivered] == [[5, 6], [9]]
+    assert [m.spans for m in delivered] == [[(tp, 5, 6)], [(tp, 9, 9)]]
+    # faust's gap: 7 and 8 (and 9, as faust notes it)
+    assert [(gap.begin, gap.end) for gap in consumer._gap[tp]] == [(7, 10)]
+    assert consumer._read_offset[tp] == 9
+    for batch in delivered:
+        batch.ack_records(consumer)
+        consumer.ack(batch)
+    assert consumer._new_offset(tp) == 10
+
+
+async def test_paused_partitions_are_not_delivered() -> None:
+    app = make_app()
+    consumer = app.consumer
+    tp0, tp1 = TP(TOPIC, 0), TP(TOPIC, 1)
+    app.consumer_generation_id = 1
+    fetcher, delivered = fetching(consumer, [{tp0: [record(tp0, 0)], tp1: [record(tp1, 0)]}])
+
+    async def wait_next_records(_timeout: float) -> tuple[dict[TP, list[Any]], set[TP]]:
+        fetcher._stopped.set()
+        # faust's active partitions: tp1 was paused since the fetch was made
+        return {tp0: [record(tp0, 0)], tp1: [record(tp1, 0)]}, {tp0}
+
+    consumer._wait_next_records = wait_next_records  # type: ignore[method-assign]
+    await consumer._drain_messages(fetcher)
+    assert [m.spans for m in delivered] == [[(tp0, 0, 0)]]
+    assert consumer._read_offset[tp1] is None
 
 
 class _AiokafkaFetcher:
@@ -247,42 +343,6 @@ def test_aiokafka_makes_each_fetch_from_the_attributes_wait_while_busy_sets() ->
     assert "self._proc_fetch_request(" in routine  # looked up on the instance
     actions = inspect.getsource(Fetcher._get_actions_per_node)
     assert "self._fetch_max_wait_ms,\n                self._fetch_min_bytes," in actions
-
-
-def test_acking_many_at_once_books_as_acking_one_by_one() -> None:
-    other = "batching-test.other"  # a topic without acks
-    states = []
-    for bulk in (False, True):
-        app = make_app()
-        consumer = app.consumer
-        app.topics._acking_topics.add(TOPIC)
-        tp0, tp1, tp_other = TP(TOPIC, 0), TP(TOPIC, 1), TP(other, 0)
-        consumer._committed_offset[tp0] = 5
-        done = message(tp0, 7)
-        consumer.ack(done)  # acked before: skipped
-        messages = [
-            *(message(tp0, offset) for offset in (3, 5, 6, 7, 8)),  # 3: below the commit
-            *(message(tp1, offset) for offset in (0, 1, 1)),  # offset 1 twice
-            message(tp_other, 4),
-            done,
-        ]
-        if bulk:
-            consumer.ack_many(messages)
-        else:
-            for m in messages:
-                consumer.ack(m)
-        assert all(m.acked for m in messages)
-        states.append(
-            (
-                dict(consumer._acked),
-                dict(consumer._acked_index),
-                consumer._n_acked,
-                consumer._new_offset(tp0),
-                consumer._new_offset(tp1),
-            )
-        )
-    assert states[0] == states[1]
-    assert states[1][3:] == (9, 2)
 
 
 @pytest.mark.parametrize(("stream_class", "most"), [(BatchStream, 1), (faust.Stream, None)])
