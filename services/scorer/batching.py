@@ -49,7 +49,7 @@ from faust.types.transports import ConsumerT
 from faust.types.tuples import ConsumerMessage, ack_lock
 from mode.utils.futures import notify
 
-from services.scorer.processor import ConsumedRecord
+from services.scorer.record_loop import ConsumedRecord
 
 Span = tuple[TP, int, int]
 """A partition and the first and last offsets (inclusive) a batch covers in it."""
