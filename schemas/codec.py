@@ -47,12 +47,13 @@ def encode_event(event: CloudEvent) -> bytes:
 def decode_event(value: bytes | str) -> AnyEvent:
     """Parse a record value into its typed event model.
 
-    Most of its time (~7 us/event on the shared dev machine, orjson.loads alone
-    ~1.6 us) is CPython's own object work (allocating and filling two model
-    instances, their dicts and sets, the strings; freeing them): perf puts ~60 %
-    of it in libpython, ~30 % in pydantic-core. A pure-Python fast path (orjson,
-    exact checks derived from the core schemas, models assembled as
-    model_construct does) was built and measured no faster; see commit f756ec8."""
+    Most of its time (~5.5-6.5 us/event on the shared dev machine, orjson.loads
+    alone ~1.6 us) is CPython's own object work (allocating and filling two model
+    instances, their dicts and sets, the strings; freeing them): perf puts ~50-60 %
+    of it in libpython, the rest in pydantic-core; the envelope's `_to_utc` is the
+    only Python frame. A pure-Python fast path (orjson, exact checks derived from
+    the core schemas, models assembled as model_construct does) was built and
+    measured no faster; see commit f756ec8."""
     try:
         event: AnyEvent = _VALIDATE_JSON(value)
         return event
