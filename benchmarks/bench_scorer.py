@@ -14,7 +14,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,11 +33,11 @@ from services.scorer.changelog import ChangelogWriter
 from services.scorer.core import apply_event
 from services.scorer.memory import MemoryTable
 from services.scorer.metrics import ScorerMetrics
-from services.scorer.outputs import HandoffOutput, Output
 from services.scorer.partitioning import KeyPartitioner
 from services.scorer.processor import BatchScorer, Record
 from services.scorer.rules import load_rules
 from services.scorer.settings import ScorerSettings
+from services.scorer.sink import BatchSink
 from services.scorer.state import LeadState
 from services.scorer.state_cache import StateCache
 from services.scorer.write_back import Encoded
@@ -175,23 +174,6 @@ class KafkaStateTable(MemoryTable):
         await self.changelog.flush(self.topic)
 
 
-class KafkaSink:
-    def __init__(self, producer: AIOKafkaProducer, segments: str, handoffs: str) -> None:
-        self.producer = producer
-        self.segments = segments
-        self.handoffs = handoffs
-
-    async def emit(self, outputs: list[Output]) -> None:
-        await (await self.send(outputs))
-
-    async def send(self, outputs: list[Output]) -> Awaitable[object]:
-        futures = []
-        for output in outputs:
-            topic = self.handoffs if isinstance(output, HandoffOutput) else self.segments
-            futures.append(await self.producer.send(topic, output.encode(), key=output.key()))
-        return asyncio.gather(*futures)
-
-
 async def bench_bare(settings: KafkaSettings, count: int) -> Rate:
     """consume -> BatchScorer (same core, same emit-then-store) -> produce, committing as
     the worker does: batches per partition, state acks awaited before each commit (1/s)."""
@@ -222,7 +204,7 @@ async def bench_bare(settings: KafkaSettings, count: int) -> Rate:
     scorer = BatchScorer(
         load_rules(),
         table,
-        KafkaSink(producer, settings.topic(SEGMENTS), settings.topic(HANDOFFS)),
+        BatchSink(lambda: producer, settings.topic(SEGMENTS), settings.topic(HANDOFFS)),
         ScorerMetrics(),
         # as the worker: the same number of states kept in memory between batches, and
         # a batch scored while the outputs of the one before wait for their acks

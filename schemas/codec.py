@@ -3,7 +3,7 @@
 from typing import Final
 
 from pydantic import ValidationError
-from pydantic_core import SchemaValidator
+from pydantic_core import CoreConfig, SchemaValidator
 
 from schemas.envelope import CloudEvent
 from schemas.events import ANY_EVENT, AnyEvent
@@ -21,12 +21,17 @@ def _schema_validator() -> SchemaValidator:
     validator = ANY_EVENT.validator
     if not isinstance(validator, SchemaValidator):  # not built: a model not fully defined
         raise TypeError(f"ANY_EVENT has no schema validator: {validator!r}")
-    return validator
+    # The same core schema, with JSON strings cached only for keys: pydantic caches
+    # every short string by default (`cache_strings="all"`), and an event's values
+    # (ids, lead ids, times, urls) are mostly new ones, so each was hashed, looked up
+    # and inserted for nothing (~4 % of decode_event on the bench corpus); the keys
+    # (field names) come back in every record.
+    return SchemaValidator(ANY_EVENT.core_schema, CoreConfig(cache_strings="keys"))
 
 
 _VALIDATE_JSON: Final = _schema_validator().validate_json
 """`ANY_EVENT.validate_json` without TypeAdapter's Python wrapper (which only
-passes its default arguments on): the same validator, ~0.5 us less per event."""
+passes its default arguments on; ~0.5 us less per event), caching only keys."""
 
 
 def encode_event(event: CloudEvent) -> bytes:
@@ -42,12 +47,13 @@ def encode_event(event: CloudEvent) -> bytes:
 def decode_event(value: bytes | str) -> AnyEvent:
     """Parse a record value into its typed event model.
 
-    Most of its time (~7 us/event on the shared dev machine, orjson.loads alone
-    ~1.6 us) is CPython's own object work (allocating and filling two model
-    instances, their dicts and sets, the strings; freeing them): perf puts ~60 %
-    of it in libpython, ~30 % in pydantic-core. A pure-Python fast path (orjson,
-    exact checks derived from the core schemas, models assembled as
-    model_construct does) was built and measured no faster; see commit f756ec8."""
+    Most of its time (~5.5-6.5 us/event on the shared dev machine, orjson.loads
+    alone ~1.6 us) is CPython's own object work (allocating and filling two model
+    instances, their dicts and sets, the strings; freeing them): perf puts ~50-60 %
+    of it in libpython, the rest in pydantic-core; the envelope's `_to_utc` is the
+    only Python frame. A pure-Python fast path (orjson, exact checks derived from
+    the core schemas, models assembled as model_construct does) was built and
+    measured no faster; see commit f756ec8."""
     try:
         event: AnyEvent = _VALIDATE_JSON(value)
         return event

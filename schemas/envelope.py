@@ -4,13 +4,29 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic_core import TzInfo
 
 from schemas.event_types import EventType
 
+_combine = datetime.combine
+
 
 def _to_utc(value: datetime) -> datetime:
-    # astimezone(UTC) returns a datetime already in UTC as it is: skip the call
-    return value if value.tzinfo is UTC else value.astimezone(UTC)
+    """`value.astimezone(UTC)`, the same datetime, without its arithmetic for a time
+    pydantic parsed with a zero offset (`...Z`, `+00:00`: every event hotlead writes).
+
+    pydantic-core gives a parsed time its own fixed-offset `TzInfo`, never
+    `datetime.UTC`, so astimezone ran for every event (utcoffset through the
+    TzInfo, a subtraction, fromutc: ~0.7 us a time on the dev machine). With a zero
+    offset the UTC time has the same fields: `combine` with `UTC` builds it (~0.5 us
+    less). Other offsets and time zones still go through astimezone."""
+    tz = value.tzinfo
+    if tz is UTC:
+        return value  # astimezone(UTC) would return it as it is
+    if type(tz) is TzInfo and not tz.utcoffset(None) and type(value) is datetime and not value.fold:
+        # (a TzInfo is a fixed offset: utcoffset(None) is that offset; pydantic parses fold 0)
+        return _combine(value, value.time(), UTC)
+    return value.astimezone(UTC)
 
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]

@@ -9,8 +9,6 @@ GET /leads/{lead_id}, routed to the worker owning the lead's partition, and
 /metrics. A timer sweeps quiet leads for decay.
 """
 
-import asyncio
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,11 +25,11 @@ from services.scorer.evaluate import evaluate
 from services.scorer.explain import lead_view
 from services.scorer.faust_table import TABLE_NAME, FaustLeadTable, kafka_producer
 from services.scorer.metrics import ScorerMetrics
-from services.scorer.outputs import HandoffOutput, Output
 from services.scorer.partitioning import KeyPartitioner
 from services.scorer.processor import BatchScorer
 from services.scorer.rules import Rules
 from services.scorer.settings import ScorerSettings
+from services.scorer.sink import BatchSink
 from services.scorer.state_cache import StateCache
 
 log = get_logger(__name__)
@@ -45,26 +43,6 @@ Every batch the agent scores waits once for its outputs' acks (~5-20 ms), so the
 batches waiting in the agent's queue are scored together: a fetch brings what
 arrived since the last one, often a record or two at a few hundred events/s,
 and scoring those one wait at a time fell seconds behind."""
-
-
-class FaustSink:
-    """Writes outputs with the app's producer (acks=all) and waits for every ack."""
-
-    def __init__(self, app: faust.App, segments: str, handoffs: str) -> None:
-        self._app = app
-        self._segments = segments
-        self._handoffs = handoffs
-
-    async def emit(self, outputs: list[Output]) -> None:
-        await (await self.send(outputs))
-
-    async def send(self, outputs: list[Output]) -> Awaitable[object]:
-        send = kafka_producer(self._app).send
-        futures = []
-        for output in outputs:
-            topic = self._handoffs if isinstance(output, HandoffOutput) else self._segments
-            futures.append(await send(topic, output.encode(), output.key()))
-        return asyncio.gather(*futures)
 
 
 @dataclass
@@ -136,7 +114,9 @@ def create_app(settings: ScorerSettings, rules: Rules) -> ScorerApp:
         partitions=partitions,
     )
     table = FaustLeadTable(app, faust_table, source_name, partitions)
-    sink = FaustSink(app, settings.topic(SEGMENTS), settings.topic(HANDOFFS))
+    sink = BatchSink(
+        lambda: kafka_producer(app), settings.topic(SEGMENTS), settings.topic(HANDOFFS)
+    )
     cache = StateCache(settings.scorer_state_cache_size)
     scorer = BatchScorer(
         rules, table, sink, metrics, cache=cache, overlap=settings.scorer_overlap_acks

@@ -1,17 +1,20 @@
-"""decode_event calls the union's schema validator directly and `_to_utc` skips
-values already in UTC: both must decode exactly as `ANY_EVENT.validate_json` with
-the original `value.astimezone(UTC)` did (same models, values and their types,
-fields set, extra, errors, bytes written back)."""
+"""decode_event calls the union's schema validator directly (caching only keys'
+strings), and `_to_utc` skips values already in UTC and converts pydantic's
+zero-offset times without astimezone: both must decode exactly as
+`ANY_EVENT.validate_json` with the original `value.astimezone(UTC)` did (same
+models, values and their types, fields set, extra, errors, bytes written back)."""
 
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import TypeAdapter, ValidationError
+from pydantic import AwareDatetime, TypeAdapter, ValidationError
+from pydantic_core import TzInfo
 
 from schemas.codec import EventDecodeError, decode_event, describe_errors, encode_event
 from schemas.envelope import _to_utc
@@ -161,20 +164,86 @@ def test_offsets_are_converted_to_utc() -> None:
     assert event.time.tzinfo is UTC
 
 
+def _same_as_astimezone(moment: datetime) -> None:
+    """`_to_utc(moment)` is what `moment.astimezone(UTC)` gives: the same fields
+    (fold too), type and time zone (`datetime.UTC` itself)."""
+    converted, expected = _to_utc(moment), moment.astimezone(UTC)
+    assert converted == expected
+    assert converted.tzinfo is UTC
+    assert type(converted) is type(expected)
+    assert converted.replace(tzinfo=None) == expected.replace(tzinfo=None)
+    assert converted.fold == expected.fold
+    assert converted.isoformat() == expected.isoformat()
+
+
 @given(
     st.datetimes(
         min_value=datetime(1900, 1, 1),  # noqa: DTZ001  # naive bounds, aware values
         max_value=datetime(2200, 1, 1),  # noqa: DTZ001
         timezones=st.sampled_from(
-            [UTC, timezone(timedelta(hours=9)), timezone(timedelta(hours=-5, minutes=-30))]
+            [
+                UTC,
+                timezone(timedelta(hours=9)),
+                timezone(timedelta(hours=-5, minutes=-30)),
+                # pydantic-core's own fixed offsets, what it parses times into
+                TzInfo(0),
+                TzInfo(9 * 3600),
+                TzInfo(-(5 * 3600 + 1800)),
+                ZoneInfo("Asia/Tokyo"),
+                ZoneInfo("Europe/London"),  # zero offset in winter, not a fixed one
+            ]
         ),
     )
 )
 def test_to_utc_gives_what_astimezone_gives(moment: datetime) -> None:
-    converted = _to_utc(moment)
-    assert converted == moment.astimezone(UTC)
-    assert converted.tzinfo is UTC
-    assert converted.replace(tzinfo=None) == moment.astimezone(UTC).replace(tzinfo=None)
+    _same_as_astimezone(moment)
+    _same_as_astimezone(moment.replace(fold=1))
+
+
+class _Moment(datetime):
+    """A datetime subclass (astimezone keeps the class? _to_utc must give the same)."""
+
+
+def test_to_utc_of_unusual_datetimes_gives_what_astimezone_gives() -> None:
+    moment = datetime(2026, 1, 16, 9, 30, 0, 250000, tzinfo=TzInfo(0))
+    _same_as_astimezone(moment)
+    _same_as_astimezone(moment.replace(fold=1))
+    _same_as_astimezone(_Moment(2026, 1, 16, 9, 30, tzinfo=TzInfo(0)))
+    _same_as_astimezone(datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=TzInfo(0)))
+    _same_as_astimezone(datetime(1, 1, 1, tzinfo=TzInfo(0)))
+    # London's zero offset on a Sunday in October 2026, ambiguous: fold picks the hour
+    _same_as_astimezone(datetime(2026, 10, 25, 1, 30, fold=1, tzinfo=ZoneInfo("Europe/London")))
+
+
+PARSED: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
+"""pydantic's parsing alone (no conversion): the values `_to_utc` gets."""
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-01-16T09:30:00Z",
+        "2026-01-16T09:30:00.123456Z",
+        "2026-01-16T09:30:00+00:00",
+        "2026-01-16T09:30:00-00:00",
+        "2026-01-16t09:30:00z",
+        "2026-01-16 09:30:00+0000",
+        "2026-01-16T09:30:00.1234567Z",
+        "2026-01-16T18:30:00+09:00",
+        "2026-01-16T09:30:00.5-05:30",
+        "1768555800",
+        "0001-01-01T00:00:00Z",
+        "9999-12-31T23:59:59.999999Z",
+    ],
+)
+def test_parsed_times_convert_as_astimezone_did(text: str) -> None:
+    parsed = PARSED.validate_json(json.dumps(text))
+    _same_as_astimezone(parsed)
+    event = decode_event(_record(time=text, receivedat=text))
+    assert event.time == event.receivedat == parsed.astimezone(UTC)
+    assert event.time.tzinfo is UTC
+    assert event.receivedat is not None
+    assert event.receivedat.tzinfo is UTC
 
 
 TEXT = st.text(st.characters(codec="utf-8"), max_size=12) | st.sampled_from(
