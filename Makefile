@@ -40,7 +40,7 @@ $(STAMP): pyproject.toml constraints.txt
 # The scoring core compiled with mypyc (services/scorer/native.py): rebuilt when its
 # sources change; a compiled module whose .py changed since refuses to import.
 NATIVE := services/scorer/native.json
-NATIVE_SOURCES := $(patsubst %,services/scorer/%.py,compiled core evaluate matching outputs record_loop state native)
+NATIVE_SOURCES := $(patsubst %,services/scorer/%.py,compiled core evaluate matching murmur2 outputs record_loop state native)
 define build_native
 	@echo "compiling the scoring core with mypyc (log: $(VENV)/native-build.log) ..."
 	@$(BIN)/python -m services.scorer.native build > $(VENV)/native-build.log 2>&1 || { \

@@ -28,7 +28,7 @@ from typing import Any
 
 PACKAGE = "services.scorer"
 HERE = Path(__file__).resolve().parent
-MODULES = ("compiled", "core", "evaluate", "matching", "outputs", "record_loop", "state")
+MODULES = ("compiled", "core", "evaluate", "matching", "murmur2", "outputs", "record_loop", "state")
 """The scoring core's hot path (services/scorer/<name>.py)."""
 MANIFEST = HERE / "native.json"
 GROUP = "_native"

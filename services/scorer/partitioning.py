@@ -4,14 +4,16 @@ aiokafka's producer picks the partition of a record sent without one with
 `DefaultPartitioner`: murmur2 of the key in pure Python (~7 us per key on the
 development machine), so every output the scorer sends (a segment change or a
 hand-off, keyed by lead id) paid it. The same leads come back again and again;
-`KeyPartitioner` computes a key's murmur2 once and keeps it (at most
-`max_keys`, then it starts again), and picks the partition exactly as
-`DefaultPartitioner` does, so every record lands where it did before.
+`KeyPartitioner` computes a key's murmur2 once, compiled (`murmur2.py`), and
+keeps it (at most `max_keys`, then it starts again), and picks the partition
+exactly as `DefaultPartitioner` does, so every record lands where it did before.
 """
 
 from collections.abc import Sequence
 
-from aiokafka.partitioner import DefaultPartitioner, murmur2
+from aiokafka.partitioner import DefaultPartitioner
+
+from services.scorer.murmur2 import positive_murmur2
 
 _DEFAULT = DefaultPartitioner()
 
@@ -37,5 +39,5 @@ class KeyPartitioner:
         if hashed is None:
             if len(hashes) >= self.max_keys:
                 hashes.clear()
-            hashed = hashes[key] = murmur2(key) & 0x7FFFFFFF
+            hashed = hashes[key] = positive_murmur2(key)
         return all_partitions[hashed % len(all_partitions)]
