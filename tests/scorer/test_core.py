@@ -3,8 +3,6 @@
 import math
 from datetime import timedelta
 
-import orjson
-
 from schemas.data import HandoffRequestedData, SegmentChangedData
 from schemas.envelope import CloudEvent
 from schemas.event_types import EventType
@@ -297,18 +295,6 @@ def test_state_round_trips_exactly() -> None:
     assert LeadState.from_bytes(state.to_bytes()) == state
     assert len(state.history) == 2
     assert state.history[-1][1] == "k"
-
-
-def test_a_state_stored_before_the_history_lines_still_loads() -> None:
-    """States written by the previous format (history inside the JSON object)."""
-    state = run(
-        [manager_in_software(), make_event("k", "email.clicked", {"url": "https://x/"}, hours=5)]
-    )[-1].state
-    head = orjson.loads(state.to_bytes().partition(b"\n")[0])
-    old = orjson.dumps({**head, "history": state.history})
-    restored = LeadState.from_bytes(old)
-    assert restored == state
-    assert restored.to_bytes() == state.to_bytes()
 
 
 def test_breakdown_items_say_which_part_of_the_score_they_are() -> None:

@@ -122,7 +122,7 @@ def test_history_entries_are_stored_as_orjson_writes_them() -> None:
     assert stored.pending
     assert state == stored  # pending entries compare as stored ones
     assert state.history == [list(entry) for entry in entries[-7:]]
-    assert state.recent == [orjson.dumps(entry) for entry in entries[-7:]]
+    assert state.lines() == [orjson.dumps(entry) for entry in entries[-7:]]
     assert not state.pending
     assert stored.to_bytes() == state.to_bytes()
     assert stored.to_bytes().split(b"\n")[1:] == [orjson.dumps(e) for e in entries[-7:]]
