@@ -27,8 +27,12 @@ one took 1.0-1.1 us per event (3 %); with collection disabled, 0.
 Cyclic garbage still goes: every young collection finds the cycles among the
 young objects (tests/common/test_gc_tuning.py makes cycles after `tune_gc`
 and checks they are freed without an explicit collect and that the number alive
-stays bounded). A cycle waits for at most GEN0_THRESHOLD net allocations,
-a bound on the memory it holds meanwhile. Only the objects alive at start-up are
+stays bounded). A cycle that becomes garbage while its objects are young waits
+for at most GEN0_THRESHOLD net allocations; one whose objects survived a young
+collection first (still referenced then) waits for the next generation-1
+collection, every tenth young one (~2,000,000 net allocations), which then
+scans every survivor since the last one. Both bounds count containers, not
+bytes: a cycle holding a large buffer holds it that long. Only the objects alive at start-up are
 frozen (moved out of the collector's sight for good): `gc.freeze()` once, after a
 full collection, so nothing frozen is garbage then. Freezing again later (the
 lead states, say) was considered and not done: an object frozen while alive that

@@ -141,8 +141,14 @@ class BatchMessage(ConsumerMessage):
         ack_spans(consumer, spans)
 
     def on_final_ack(self, consumer: ConsumerT) -> bool:
-        # faust's pure-Python stream path (and take_events) acks through here
-        self.ack_records(consumer)
+        # faust's pure-Python stream path (and take_events) acks through here. Only a
+        # batch the agent processed (`ack_records`) is acked: faust also acks what it
+        # skips (a batch left in the queue from before a rebalance, whose partition's
+        # committed offset is unknown until it is assigned again) and take_events acks
+        # a batch whose body failed; acking either would let a commit pass records
+        # never scored.
+        if not self.records_acked:
+            return False
         return bool(consumer.ack(self))
 
 

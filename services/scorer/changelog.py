@@ -22,6 +22,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from services.scorer.sink import send_record_batch
 from services.scorer.write_back import Encoded
 
 
@@ -103,14 +104,12 @@ class ChangelogWriter:
             count = 0
             for key, raw in states.items():
                 if batch.append(timestamp=None, key=key, value=raw) is None:  # full
-                    sent.append(
-                        (await producer.send_batch(batch, topic, partition=partition), count)
-                    )
+                    sent.append((await send_record_batch(producer, batch, topic, partition), count))
                     batch = producer.create_batch()
                     count = 0
                     batch.append(timestamp=None, key=key, value=raw)  # a first record always fits
                 count += 1
-            sent.append((await producer.send_batch(batch, topic, partition=partition), count))
+            sent.append((await send_record_batch(producer, batch, topic, partition), count))
 
     async def flush(self, topic: str) -> dict[int, int]:
         """Send what waits, then wait for every batch sent so far; raises if one failed.

@@ -31,7 +31,7 @@ class _Message:
 
 
 def kafka_producer(app: faust.App) -> AIOKafkaProducer:
-    """The aiokafka producer under the app's producer (acks=all, idempotent, started
+    """The aiokafka producer under the app's producer (acks=all, started
     with the app). Sending with it directly skips faust's per-record wrapper (sensor
     callbacks, header and timestamp conversion), ~3 % of the worker's CPU; faust's
     producer flush still covers these records (it flushes this producer)."""

@@ -45,7 +45,7 @@ log = get_logger(__name__)
 @dataclass(frozen=True, slots=True)
 class Record:
     """A record of the event log (tests, the bare benchmark loop); the worker hands
-    faust's messages over as they are (a copy per record cost ~1 us)."""
+    aiokafka's records over as they are (a copy per record cost ~1 us)."""
 
     key: bytes | None
     value: bytes | None

@@ -36,7 +36,7 @@ Touched = dict[tuple[str, int], tuple[LeadState, int]]
 
 
 class ConsumedRecord(Protocol):
-    """A record of the event log as the consumer gave it (faust's message has these)."""
+    """A record of the event log as the consumer gave it (aiokafka's ConsumerRecord)."""
 
     @property
     def key(self) -> bytes | None: ...

@@ -18,14 +18,17 @@ What stays as it was:
   bytes;
 - order per key: a lead's outputs of a batch are appended in the order the
   core gave them, to one batch per topic and partition, and a batch is
-  queued after the batches sent before it (the idempotent producer keeps the
-  order per partition);
+  queued after the batches sent before it (aiokafka's sender keeps one batch
+  in flight per partition and puts a retried batch back in front, so the
+  order per partition holds; the producer is not idempotent, so a retry may
+  write a batch twice: the outputs' deterministic ids make that harmless);
 - acks: `send` returns an awaitable that completes once every record batch
   is acknowledged, and raises if one failed (`emit` awaits it); a batch
   the producer refuses raises from `send` itself. The scorer stops on either
   (processor.py, in_flight.py);
 - size: a group larger than the producer's `max_batch_size` is split into
-  several record batches, as changelog.py does.
+  several record batches, as changelog.py does;
+- a producer stopping: `send` refused, as `producer.send` is (`send_record_batch`).
 
 faust needs nothing here: `kafka_producer(app)` is the aiokafka producer
 under faust's (started with the app), and faust's producer flush flushes its
@@ -37,6 +40,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import ProducerClosed
+from aiokafka.producer.message_accumulator import BatchBuilder
 
 from services.scorer.outputs import HandoffOutput, Output
 
@@ -66,10 +71,10 @@ class BatchSink:
             batch = producer.create_batch()
             for key, value in records:
                 if batch.append(timestamp=None, key=key, value=value) is None:  # full
-                    futures.append(await producer.send_batch(batch, topic, partition=partition))
+                    futures.append(await send_record_batch(producer, batch, topic, partition))
                     batch = producer.create_batch()
                     batch.append(timestamp=None, key=key, value=value)  # a first one fits
-            futures.append(await producer.send_batch(batch, topic, partition=partition))
+            futures.append(await send_record_batch(producer, batch, topic, partition))
         return asyncio.gather(*futures)
 
     async def _group(
@@ -100,3 +105,19 @@ class BatchSink:
                 group = groups[(topic, partition)] = []
             group.append((key, output.encode()))
         return groups
+
+
+async def send_record_batch(
+    producer: AIOKafkaProducer, batch: BatchBuilder, topic: str, partition: int
+) -> "asyncio.Future[Any]":
+    """`producer.send_batch`, refused once the producer is stopping.
+
+    aiokafka checks that its accumulator is open only when `send_batch` starts; one
+    that waited for room (the partition's previous batch still queued) while the
+    producer stopped appends after the final flush, and its future never completes.
+    `producer.send` checks again after each wait and raises ProducerClosed: so
+    does this, after the fact (the batch may still go out; nothing waits for it)."""
+    future: asyncio.Future[Any] = await producer.send_batch(batch, topic, partition=partition)
+    if getattr(producer._message_accumulator, "_closed", False):
+        raise ProducerClosed()
+    return future

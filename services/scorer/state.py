@@ -333,8 +333,10 @@ class LeadState:
             recent = raw[end + 1 :]
         if type(doc) is dict:
             return _from_object(doc, recent)
+        if doc[0] != FORMAT:  # before unpacking: another format may have other fields
+            raise ValueError(f"lead state format {doc[0]!r}: this code reads {FORMAT}")
         (
-            version,
+            _,
             lead_id,
             attributes,
             attribute_events,
@@ -354,8 +356,6 @@ class LeadState:
             position,
             recent_lines,
         ) = doc
-        if version != FORMAT:
-            raise ValueError(f"lead state format {version!r}: this code reads {FORMAT}")
         rules: dict[str, RuleState] = {}
         for i in range(0, len(flat), 6):
             keys = flat[i + 4]

@@ -130,6 +130,9 @@ def test_an_unknown_format_is_refused() -> None:
     assert raw.startswith(b"[2,")
     with pytest.raises(ValueError, match="format 3"):
         LeadState.from_bytes(b"[3," + raw[3:])
+    # a later format with other fields: the same clear error, not an unpacking one
+    with pytest.raises(ValueError, match="format 3: this code reads 2"):
+        LeadState.from_bytes(b'[3,"lead-x",{}]')
 
 
 @pytest.mark.parametrize("keep", [1, 2, 5, 50])
