@@ -118,6 +118,8 @@ async def send_record_batch(
     `producer.send` checks again after each wait and raises ProducerClosed: so
     does this, after the fact (the batch may still go out; nothing waits for it)."""
     future: asyncio.Future[Any] = await producer.send_batch(batch, topic, partition=partition)
-    if getattr(producer._message_accumulator, "_closed", False):
+    # (aiokafka's private state; tests/scorer/test_sink.py guards that it is there)
+    accumulator = getattr(producer, "_message_accumulator", None)
+    if getattr(accumulator, "_closed", False):
         raise ProducerClosed()
     return future

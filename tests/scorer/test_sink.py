@@ -2,14 +2,18 @@
 when sending: faust starts it with the app), whose partitioner, the one BatchSink
 picks partitions with, is KeyPartitioner."""
 
+import asyncio
+
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import ProducerClosed
 
 from schemas.topics import HANDOFFS, SEGMENTS
 from services.scorer.app import create_app
 from services.scorer.partitioning import KeyPartitioner
 from services.scorer.rules import load_rules
 from services.scorer.settings import ScorerSettings
-from services.scorer.sink import BatchSink
+from services.scorer.sink import BatchSink, send_record_batch
 
 
 async def test_the_worker_sends_outputs_with_faust_producer_and_its_partitioner() -> None:
@@ -30,3 +34,25 @@ async def test_the_worker_sends_outputs_with_faust_producer_and_its_partitioner(
     assert producer_settings["acks"] == -1
     with pytest.raises(Exception, match="not yet started"):
         sink._producer()  # looked up when sending, once faust has started it
+
+
+async def test_a_batch_sent_while_the_producer_stops_is_refused() -> None:
+    # aiokafka's own producer has the private state send_record_batch reads
+    real = AIOKafkaProducer(bootstrap_servers="127.0.0.1:9")  # never started
+    assert real._message_accumulator._closed is False
+    await real._message_accumulator.close()  # what stop() runs
+    assert real._message_accumulator._closed is True
+    await real.stop()
+
+    class Accumulator:
+        _closed = False
+
+    class Producer:
+        _message_accumulator = Accumulator()
+
+        async def send_batch(self, batch: object, topic: str, *, partition: int) -> object:
+            self._message_accumulator._closed = True  # stop() ran while this waited
+            return asyncio.get_running_loop().create_future()
+
+    with pytest.raises(ProducerClosed):
+        await send_record_batch(Producer(), object(), "t", 0)  # type: ignore[arg-type]
