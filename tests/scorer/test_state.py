@@ -2,9 +2,11 @@
 stored by the previous code (format 1, bytes in tests/scorer/data/) load and go on
 scoring bit for bit like states never stored, and the history is cut as before."""
 
+import dataclasses
 import gc
 import json
 import math
+import types
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -181,3 +183,33 @@ def _compiled() -> bool:
     import services.scorer.state as module
 
     return not (module.__file__ or "").endswith(".py")
+
+
+def test_nothing_a_state_holds_leads_back_to_a_state() -> None:
+    """What makes `acyclic` sound: no cycle can pass through a state, because nothing
+    reachable from a state's fields (its rule states', the compiled rules kept on
+    them, the fit cache) is a state or a rule state again. Walks every object
+    reachable from the fields of states scored over a corpus (hand-offs, sweeps,
+    CRM feedback included)."""
+    corpus = build_corpus(300, 10)
+    states: dict[str, LeadState] = {}
+    scored(corpus, states)
+    for state in states.values():
+        sweep(state, START + timedelta(days=120), RULES)
+    lead_fields = [field.name for field in dataclasses.fields(LeadState)]
+    rule_fields = [field.name for field in dataclasses.fields(RuleState)]
+    assert {"fit_cache", "pending", "rules"} <= set(lead_fields)
+    assert {"spec", "spec_for"} <= set(rule_fields)
+    seen: set[int] = set()  # shared: the compiled rules are walked once
+    for state in states.values():
+        roots: list[object] = [getattr(state, name) for name in lead_fields if name != "rules"]
+        for rule_state in state.rules.values():
+            roots.extend(getattr(rule_state, name) for name in rule_fields)
+        while roots:
+            item = roots.pop()
+            if id(item) in seen or isinstance(item, type | types.ModuleType):
+                continue
+            seen.add(id(item))
+            assert not isinstance(item, LeadState | RuleState), (state.lead_id, item)
+            roots.extend(gc.get_referents(item))
+    assert len(seen) > 1000  # it did walk (the compiled rules alone hold many objects)
