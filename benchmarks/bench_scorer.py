@@ -35,7 +35,7 @@ from services.scorer.memory import MemoryTable
 from services.scorer.metrics import ScorerMetrics
 from services.scorer.partitioning import KeyPartitioner
 from services.scorer.processor import BatchScorer, Record
-from services.scorer.rules import load_rules
+from services.scorer.rules import Rules, load_rules
 from services.scorer.settings import ScorerSettings
 from services.scorer.sink import BatchSink
 from services.scorer.state import LeadState
@@ -54,17 +54,23 @@ COMMIT_INTERVAL_S = SCORER_DEFAULTS["scorer_commit_interval_s"].default
 """How often offsets are committed (the worker's default)."""
 
 
-def bench_core(corpus: list[CloudEvent]) -> float:
-    """The pure core alone: events already decoded, states in a dict."""
-    rules = load_rules()
+def score_corpus(corpus: list[CloudEvent], rules: Rules) -> dict[str, LeadState]:
+    """The pure core over `corpus` in order (offsets as positions): states by lead."""
     states: dict[str, LeadState] = {}
-    started = time.perf_counter()
     for offset, event in enumerate(corpus):
         lead = event.subject or ""
         state = states.get(lead)
         if state is None:
             state = states[lead] = LeadState(lead_id=lead)
         apply_event(state, event, rules, position=offset)
+    return states
+
+
+def bench_core(corpus: list[CloudEvent]) -> float:
+    """The pure core alone: events already decoded, states in a dict."""
+    rules = load_rules()
+    started = time.perf_counter()
+    score_corpus(corpus, rules)
     return len(corpus) / (time.perf_counter() - started)
 
 

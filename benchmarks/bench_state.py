@@ -16,10 +16,10 @@ import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from benchmarks.bench_scorer import score_corpus
 from schemas.codec import encode_event, encode_key
 from services.common.gc_tuning import tune_gc
 from services.common.logging import configure_logging
-from services.scorer.core import apply_event
 from services.scorer.memory import MemoryTable
 from services.scorer.metrics import ScorerMetrics
 from services.scorer.outputs import Output
@@ -47,13 +47,7 @@ def best_us(run: Callable[[], object], per: int, passes: int = 7) -> float:
 
 def bench_encoding(corpus: list[Any]) -> None:
     rules = load_rules()
-    states: dict[str, LeadState] = {}
-    for offset, event in enumerate(corpus):
-        lead = event.subject or ""
-        state = states.get(lead)
-        if state is None:
-            state = states[lead] = LeadState(lead_id=lead)
-        apply_event(state, event, rules, position=offset)
+    states = score_corpus(corpus, rules)
     raws = [state.to_bytes() for state in states.values()]
     kept = list(states.values())
     n = len(raws)

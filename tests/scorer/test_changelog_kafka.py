@@ -3,28 +3,12 @@
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from services.scorer.changelog import ChangelogWriter
+from tests.scorer.kafka_read import read_partitions
 
 pytestmark = pytest.mark.kafka
-
-
-async def read_all(bootstrap: str, topic: str, partitions: int) -> dict[int, list[Any]]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        records: dict[int, list[Any]] = {p: [] for p in range(partitions)}
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            for tp, batch in (await consumer.getmany(timeout_ms=1000)).items():
-                records[tp.partition].extend(batch)
-        return records
-    finally:
-        await consumer.stop()
 
 
 async def test_the_latest_state_per_lead_in_batches_and_the_last_offsets(
@@ -54,7 +38,7 @@ async def test_the_latest_state_per_lead_in_batches_and_the_last_offsets(
         assert await writer.flush(topic) == {}  # nothing left
     finally:
         await producer.stop()
-    written = await read_all(kafka_bootstrap, topic, 3)
+    written = await read_partitions(kafka_bootstrap, topic, 3)
     for partition in range(3):
         records = written[partition]
         assert last[partition] == records[-1].offset

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from services.common.topics import TopicSpec, delete_topics, ensure_topics
@@ -17,6 +17,7 @@ from services.scorer.rules import load_rules
 from services.scorer.sink import BatchSink
 from services.scorer.state import LeadState
 from tests.scorer.corpus import build_corpus
+from tests.scorer.kafka_read import read_partitions
 
 pytestmark = pytest.mark.kafka
 
@@ -39,20 +40,8 @@ OUTPUTS = corpus_outputs()
 
 
 async def read_all(bootstrap: str, topic: str, partitions: int) -> Records:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        records: Records = {p: [] for p in range(partitions)}
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            for tp, batch in (await consumer.getmany(timeout_ms=1000)).items():
-                records[tp.partition].extend((r.key, r.value) for r in batch)
-        return records
-    finally:
-        await consumer.stop()
+    read = await read_partitions(bootstrap, topic, partitions)
+    return {p: [(r.key, r.value) for r in records] for p, records in read.items()}
 
 
 @pytest.fixture
