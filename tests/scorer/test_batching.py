@@ -55,6 +55,13 @@ def make_app() -> BatchingApp:
     return app
 
 
+def acking_consumer() -> Any:
+    """The consumer of a new app, acks enabled for TOPIC (as an agent's topic has them)."""
+    app = make_app()
+    app.topics._acking_topics.add(TOPIC)
+    return app.consumer
+
+
 @pytest.fixture(autouse=True)
 def close_consumer_threads() -> Iterator[None]:
     """The consumer (never started here) made an event loop for its thread: close it."""
@@ -80,9 +87,7 @@ def test_the_consumer_takes_its_settings_from_the_app() -> None:
 
 
 def test_a_batch_commits_up_to_its_last_record_only_once_all_are_acked() -> None:
-    app = make_app()
-    consumer = app.consumer
-    app.topics._acking_topics.add(TOPIC)
+    consumer = acking_consumer()
     tp = TP(TOPIC, 1)
     batch = batch_of(tp, [10, 11, 12])
     assert (batch.tp, batch.offset, batch.generation_id) == (tp, 12, 1)
@@ -106,9 +111,7 @@ def test_a_batch_commits_up_to_its_last_record_only_once_all_are_acked() -> None
 
 
 def test_a_batch_acks_the_offsets_between_its_records_but_not_past_them() -> None:
-    app = make_app()
-    consumer = app.consumer
-    app.topics._acking_topics.add(TOPIC)
+    consumer = acking_consumer()
     tp0, tp1 = TP(TOPIC, 0), TP(TOPIC, 1)
     # offsets 4 and 6-8 hold no record (compaction, transaction markers); tp1's records
     # start after the offset its batch before ended at (20)
@@ -126,9 +129,7 @@ def test_a_batch_acks_the_offsets_between_its_records_but_not_past_them() -> Non
 
 
 def test_the_pure_python_stream_path_acks_a_processed_batch_through_the_message() -> None:
-    app = make_app()
-    consumer = app.consumer
-    app.topics._acking_topics.add(TOPIC)
+    consumer = acking_consumer()
     tp = TP(TOPIC, 0)
     batch = batch_of(tp, [0, 1, 2, 3])
     batch.ack_records(consumer)  # the agent, once the batch is scored
@@ -141,9 +142,7 @@ def test_a_batch_never_processed_is_not_acked_by_the_stream() -> None:
     # faust's pure-Python stream acks the messages it skips (a batch queued before a
     # rebalance), and take_events acks a batch whose body failed: neither may let a
     # commit pass records that were never scored
-    app = make_app()
-    consumer = app.consumer
-    app.topics._acking_topics.add(TOPIC)
+    consumer = acking_consumer()
     tp = TP(TOPIC, 0)
     batch = batch_of(tp, [0, 1, 2, 3])
     batch.incref()
